@@ -1,0 +1,72 @@
+"""`mailfilter` command: picks the subcommand and hands it the rest of argv.
+
+Only the chosen subcommand's module is imported, so `mailfilter` on the
+per-message path never pays for the trainer's, benchmark's or firewall code.
+"""
+
+import importlib
+import sys
+
+from . import __version__
+
+# name -> (module, one-line summary). Order is the order `--help` shows.
+COMMANDS = {
+    "filter": ("mailfilter.commands.filter", "read one message on stdin, write it with X-CRM114-* headers (default)"),
+    "classify": ("mailfilter.commands.classify", "print 'SPAM|GOOD|UNSURE ( pR )' for one message on stdin"),
+    "learn": ("mailfilter.commands.learn", "teach one message on stdin as --spam or --good"),
+    "train": ("mailfilter.commands.train", "train in bulk from Maildirs, mbox files or directories"),
+    "eval": ("mailfilter.commands.eval", "TREC online evaluation over an index file"),
+    "krfilter": ("mailfilter.commands.krfilter", "country-blocking firewall rules from RIR delegation files"),
+    "sources": ("mailfilter.commands.sources", "which countries and networks your spam comes from"),
+    "submission": ("mailfilter.commands.submission", "Postfix submission (587) and submissions (465) set-up"),
+    "demo": ("mailfilter.commands.demo", "filter sample mail through a real procmail recipe"),
+}
+
+USAGE = f"""\
+usage: mailfilter [COMMAND] [OPTIONS]
+
+mailfilter {__version__}: a learning spam filter for procmail and maildrop.
+With no COMMAND it runs `filter`: one message on stdin, the same message on
+stdout with an X-CRM114-Status header (SPAM, GOOD or UNSURE, and pR =
+log10(P(good)/P(spam))).
+
+commands:
+{{commands}}
+
+Every command takes --help. Per-user state (model, config, rules) lives in
+--home DIR, else $MAILFILTER_HOME, else ~/.mailfilter.
+
+examples:
+  ~/.procmailrc:   :0fw: .mailfilter.lock
+                   | mailfilter
+  mailfilter learn --spam < message.eml
+  mailfilter train --spam ~/Maildir/.Junk --good ~/Maildir/cur
+"""
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = "\n".join(f"  {n:<{width}}  {summary}" for n, (_, summary) in COMMANDS.items())
+    return USAGE.format(commands=lines)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(_usage())
+        return 0
+    if argv and argv[0] == "--version":
+        print(f"mailfilter {__version__}")
+        return 0
+    name = "filter"
+    if argv and argv[0] in COMMANDS:
+        name = argv.pop(0)
+    elif argv and not argv[0].startswith("-"):
+        sys.stderr.write(f"mailfilter: unknown command {argv[0]!r}; see 'mailfilter --help'\n")
+        return 64
+    module = importlib.import_module(COMMANDS[name][0])
+    return module.main(argv, prog=f"mailfilter {name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

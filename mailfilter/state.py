@@ -1,0 +1,131 @@
+"""The per-user state directory: where it is, what is in it, and its config.
+
+    --home DIR, else $MAILFILTER_HOME, else ~/.mailfilter
+
+It is created 0700 on first use: the model reveals what a user's mail says.
+The config file is `mailfilter.conf` in that directory, `key = value` lines,
+read over the system-wide defaults in /etc/mailfilter/mailfilter.conf.
+"""
+
+import os
+from dataclasses import dataclass, field, fields
+
+SYSTEM_CONFIG = "/etc/mailfilter/mailfilter.conf"
+MODEL_NAME = "model.mfm"
+LOCK_NAME = "model.lock"
+CONFIG_NAME = "mailfilter.conf"
+RULES_NAME = "priolist.mfp"
+LEDGER_NAME = "ledger.sqlite"
+
+
+class ConfigError(Exception):
+    """A config problem, already phrased as `file:line: what is wrong`."""
+
+
+@dataclass
+class Config:
+    # pR = log10(P(good)/P(spam)). At or below spam_threshold: SPAM; at or
+    # above good_threshold: GOOD; between: UNSURE. Chosen from the benchmark
+    # (bench/results/REPORT.md): see README "Thresholds".
+    spam_threshold: float = -1.0
+    good_threshold: float = 1.0
+    # Learning on `learn`: repeat the update until the message is this far on
+    # the right side (in pR), like CRM114's thick-threshold training.
+    learn_margin: float = 1.5
+    # Classify on at most this many bytes of decoded text; the message itself
+    # always passes through whole.
+    max_text_bytes: int = 65536
+    # Weights in a new model: 2**model_bits float32 (21 -> 8 MiB on disk).
+    model_bits: int = 21
+    # Lines of the log: "info" logs every verdict, "warning" only trouble.
+    log_level: str = "warning"
+    sources: list = field(default_factory=list)
+
+
+_CASTS = {f.name: f.type for f in fields(Config) if f.name != "sources"}
+
+
+def parse_config(path: str, config: Config) -> Config:
+    """Read `key = value` lines from path over config. Missing file: no change."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        return config
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key:
+            raise ConfigError(f"{path}:{number}: expected 'key = value', got {line!r}")
+        cast = _CASTS.get(key)
+        if cast is None:
+            known = ", ".join(sorted(_CASTS))
+            raise ConfigError(f"{path}:{number}: unknown key {key!r} (known: {known})")
+        try:
+            typed = {"float": float, "int": int, "str": str}[cast if isinstance(cast, str) else cast.__name__](value)
+        except ValueError:
+            raise ConfigError(f"{path}:{number}: {key} must be a number, got {value!r}") from None
+        setattr(config, key, typed)
+    config.sources.append(path)
+    if config.spam_threshold > config.good_threshold:
+        raise ConfigError(f"{path}: spam_threshold {config.spam_threshold} is above good_threshold {config.good_threshold}")
+    if not 10 <= config.model_bits <= 24:
+        raise ConfigError(f"{path}: model_bits must be between 10 and 24, got {config.model_bits}")
+    return config
+
+
+def resolve_home(home=None) -> str:
+    if home:
+        return os.path.abspath(home)
+    env = os.environ.get("MAILFILTER_HOME")
+    if env:
+        return os.path.abspath(env)
+    return os.path.join(os.path.expanduser("~"), ".mailfilter")
+
+
+@dataclass
+class State:
+    home: str
+
+    @property
+    def model_path(self) -> str:
+        return os.path.join(self.home, MODEL_NAME)
+
+    @property
+    def lock_path(self) -> str:
+        return os.path.join(self.home, LOCK_NAME)
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.home, CONFIG_NAME)
+
+    @property
+    def rules_path(self) -> str:
+        return os.path.join(self.home, RULES_NAME)
+
+    @property
+    def ledger_path(self) -> str:
+        return os.path.join(self.home, LEDGER_NAME)
+
+    def ensure(self) -> "State":
+        """Create the directory 0700 if it is missing. Never loosens an existing one."""
+        old = os.umask(0o077)
+        try:
+            os.makedirs(self.home, mode=0o700, exist_ok=True)
+        finally:
+            os.umask(old)
+        return self
+
+    def load_config(self, system_config: str = SYSTEM_CONFIG) -> Config:
+        config = parse_config(system_config, Config())
+        return parse_config(self.config_path, config)
+
+
+def open_state(home=None, create=True) -> State:
+    state = State(resolve_home(home))
+    return state.ensure() if create else state
