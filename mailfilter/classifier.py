@@ -1,0 +1,104 @@
+"""Raw message -> verdict: view, features, model score, thresholds, rules.
+
+One Classifier serves any number of messages (eval, train, a future resident
+daemon); the filter process makes one and classifies once.
+"""
+
+import os
+from dataclasses import dataclass
+
+from . import features, rules, store, view
+from .model import Model
+from .rawmail import HeaderBlock, header_bytes, scan_header
+from .state import Config
+
+FORCED_PR = 999.99
+
+
+@dataclass
+class Verdict:
+    label: str               # SPAM, GOOD or UNSURE
+    pr: float                # log10(P(good)/P(spam)); positive means good
+    rule: object = None      # the priolist rule that forced it, if any
+    failed: bool = False     # classification failed; pr is 0 and means nothing
+
+    @property
+    def status(self) -> str:
+        return f"{self.label} ( {format_pr(self.pr)} )"
+
+    @property
+    def spamminess(self) -> float:
+        """Higher is spammier: the TREC score."""
+        return -self.pr
+
+
+def format_pr(pr: float) -> str:
+    text = f"{pr:+.2f}"
+    return "0.00" if text in ("+0.00", "-0.00") else text
+
+
+def failed_verdict() -> Verdict:
+    return Verdict("UNSURE", 0.0, failed=True)
+
+
+def label_for(pr: float, config: Config) -> str:
+    if pr <= config.spam_threshold:
+        return "SPAM"
+    if pr >= config.good_threshold:
+        return "GOOD"
+    return "UNSURE"
+
+
+def recipient_of(view_headers, env=os.environ):
+    recipient = env.get("RECIPIENT")
+    if recipient:
+        return recipient.strip()
+    for name, value in view_headers:
+        if name == "delivered-to":
+            return value.strip()
+    return None
+
+
+def rules_text(data: bytes, block: HeaderBlock, message_view) -> str:
+    """What priolist rules match against: unfolded headers, blank line, text."""
+    head = header_bytes(data, block)[: rules.MAX_MATCH_CHARS]
+    head_text = head.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    head_text = head_text.replace("\n ", " ").replace("\n\t", " ")
+    return head_text + "\n\n" + "\n".join(message_view.texts)
+
+
+class Classifier:
+    def __init__(self, config: Config, model: Model, rule_list=()):
+        self.config = config
+        self.model = model
+        self.rules = list(rule_list)
+
+    @classmethod
+    def for_state(cls, state, config: Config, report=None) -> "Classifier":
+        """Load model and rules for scoring. Bad rules are reported, not fatal."""
+        model = store.open_readonly(state.model_path, config.model_bits)
+        rule_list, errors = rules.load(state.rules_path)
+        for error in errors:
+            if report:
+                report(error)
+        return cls(config, model, rule_list)
+
+    def features(self, data: bytes, block: HeaderBlock = None):
+        """(view, feature ids) of a raw message or the prefix we read of it."""
+        message_view = view.parse(data, self.config.max_text_bytes)
+        return message_view, features.feature_ids(message_view, self.model.bits)
+
+    def classify(self, data: bytes, block: HeaderBlock = None) -> Verdict:
+        if block is None:
+            block = scan_header(data)
+        message_view, ids = self.features(data, block)
+        return self.verdict(data, block, message_view, ids)
+
+    def verdict(self, data, block, message_view, ids) -> Verdict:
+        if self.rules:
+            rule = rules.check(self.rules, rules_text(data, block, message_view),
+                               recipient_of(message_view.headers))
+            if rule is not None:
+                return Verdict("GOOD" if rule.good else "SPAM", FORCED_PR if rule.good else -FORCED_PR, rule)
+        pr = self.model.pr(ids)
+        return Verdict(label_for(pr, self.config), pr)

@@ -1,0 +1,49 @@
+"""`mailfilter learn --spam|--good`: teach one message."""
+
+from .. import exitcodes
+from ..state import ConfigError
+from . import common
+
+EPILOG = """\
+The message's own X-CRM114-* headers are ignored, so a delivered copy trains
+exactly like the original. Learning a message again with the same label
+changes nothing; with the other label it corrects the model (the message is
+trained until it is classified the new way).
+
+examples:
+  mailfilter learn --spam < missed-spam.eml
+  mailfilter learn --good < false-positive.eml
+"""
+
+
+def main(argv, prog) -> int:
+    p = common.parser(prog, "Teach the filter one message, read on stdin.", EPILOG)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--spam", action="store_true", help="the message is spam")
+    group.add_argument("--good", action="store_true", help="the message is good mail (ham)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    args = p.parse_args(argv)
+    raw = common.read_stdin()
+    try:
+        state, config = common.state_and_config(args.home)
+    except ConfigError as err:
+        return common.config_error_exit(err)
+    from ..learning import learn_messages
+    from ..store import ModelError
+    try:
+        (result,) = learn_messages(state, config, [(raw, args.spam)])
+    except ModelError as err:
+        from ..log import report
+        report(f"{err}; not learned (move the file away to start a new model)")
+        return exitcodes.DATAERR
+    except OSError as err:
+        from ..log import report
+        report(f"could not save what was learned: {err}")
+        return exitcodes.TEMPFAIL
+    if not args.quiet:
+        from ..classifier import format_pr
+        if result.action == "skipped":
+            print(f"already learned as {result.label}; nothing changed (pR {format_pr(result.pr_before)})")
+        else:
+            print(f"{result.action} as {result.label}: pR {format_pr(result.pr_before)} -> {format_pr(result.pr_after)}")
+    return exitcodes.OK

@@ -1,0 +1,55 @@
+"""Which messages this user has trained, by content digest.
+
+`learn` of the same message with the same label changes nothing; with the
+other label it is a correction. SQLite, in the state directory, beside the
+model.
+
+Crash safety: rows are committed with the model generation they belong to
+*before* the model file is renamed into place. If we die between the two,
+the ledger holds rows newer than the model; open() deletes them, so the
+messages are trained again, exactly once.
+"""
+
+import os
+import sqlite3
+import time
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS trained (
+    digest TEXT PRIMARY KEY,
+    label TEXT NOT NULL CHECK (label IN ('spam', 'good')),
+    trained_at REAL NOT NULL,
+    pr_before REAL,
+    generation INTEGER NOT NULL
+);
+"""
+
+
+class Ledger:
+    def __init__(self, path: str, model_generation: int):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        os.close(fd)
+        self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+        self.db.execute("DELETE FROM trained WHERE generation > ?", (model_generation,))
+
+    def label_of(self, digest: str):
+        row = self.db.execute("SELECT label FROM trained WHERE digest = ?", (digest,)).fetchone()
+        return row[0] if row else None
+
+    def record(self, rows, generation: int) -> None:
+        """rows: (digest, label, pr_before). One transaction."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO trained (digest, label, trained_at, pr_before, generation)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(d, label, now, pr, generation) for d, label, pr in rows])
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM trained").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()

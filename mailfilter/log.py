@@ -1,0 +1,30 @@
+"""Trouble reports: to stderr (procmail's LOGFILE) and to syslog, mail facility.
+
+The syslog module is a thin C wrapper, cheap enough for the per-message path;
+`logging` is not needed there.
+"""
+
+import sys
+import syslog
+
+_opened = False
+
+
+def report(message: str, priority: int = syslog.LOG_ERR) -> None:
+    global _opened
+    try:
+        sys.stderr.write(f"mailfilter: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    try:
+        if not _opened:
+            syslog.openlog("mailfilter", syslog.LOG_PID, syslog.LOG_MAIL)
+            _opened = True
+        syslog.syslog(priority, message)
+    except OSError:
+        pass
+
+
+def info(message: str) -> None:
+    report(message, syslog.LOG_INFO)

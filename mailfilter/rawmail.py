@@ -1,0 +1,238 @@
+"""Bytes-level mail handling: find the header block, drop and add header lines.
+
+The filter never re-serialises a message. Everything here works on the raw
+bytes and returns raw bytes, so the output is provably the input with some
+whole header lines removed (our forged/stale X-CRM114-*) and some added (ours),
+and nothing else: line endings, 8-bit bytes and the mbox `From ` line stay.
+
+Line endings follow procmail: if the header region holds a LF, lines end at
+LF (a CR before it belongs to the line ending); only a message with no LF at
+all is split at bare CR (old Mac mail, charset-cases/cr).
+"""
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+# A header field line starts with a field name (printable ASCII but ':'),
+# optional blanks (obsolete syntax, still seen in spam), then ':'. The class
+# excludes ':', so the match can't backtrack more than once per byte.
+_FIELD_START = re.compile(rb"[!-9;-~]+[ \t]*:")
+OUR_PREFIX = b"x-crm114-"
+
+# How far we read to find the end of the header block before giving up on it:
+# larger than any real header block (a 10 MB header line must still be found),
+# small enough to bound memory for a message that is all "header".
+MAX_HEADER_BYTES = 32 * 1024 * 1024
+# Raw body bytes kept for classification. Base64 inflates by 4/3 and HTML is
+# mostly markup, so this comfortably yields the 64 KiB of text we classify on.
+CLASSIFY_BODY_BYTES = 256 * 1024
+READ_CHUNK = 65536
+
+
+@dataclass
+class HeaderField:
+    name: bytes          # as written, without the colon
+    start: int           # offset of the first line
+    end: int             # offset just past the last continuation line's EOL
+
+    @property
+    def is_ours(self) -> bool:
+        return self.name.lower().startswith(OUR_PREFIX)
+
+
+@dataclass
+class HeaderBlock:
+    """Where the header block of `data` lies. Offsets index into data."""
+    start: int                   # after a leading mbox "From " line, else 0
+    end: int                     # end of the last header line (insertion point)
+    body_start: int              # after the blank separator line, if there is one
+    eol: bytes                   # line ending to use for lines we add
+    complete: bool               # False while more input could extend the block
+    fields: list = field(default_factory=list)
+
+
+def line_ending(data: bytes) -> bytes:
+    """The message's line ending, judged on the first line that has one."""
+    lf = data.find(b"\n", 0, MAX_HEADER_BYTES)
+    if lf >= 0:
+        return b"\r\n" if lf > 0 and data[lf - 1] == 0x0D else b"\n"
+    return b"\r" if b"\r" in data[:MAX_HEADER_BYTES] else b"\n"
+
+
+def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
+    """Locate the header block in data (which may be only a prefix of the message).
+
+    With at_eof False, a block that runs to the end of data is reported as not
+    complete so the caller can read more; with at_eof True the end of data ends it.
+    """
+    eol = line_ending(data)
+    sep = b"\r" if eol == b"\r" else b"\n"
+    size = len(data)
+    pos = 0
+    if data.startswith(b"From "):
+        nl = data.find(sep)
+        if nl < 0:
+            return HeaderBlock(0, 0, 0, eol, at_eof)
+        pos = nl + 1
+    start = pos
+    fields = []
+    while pos < size:
+        nl = data.find(sep, pos)
+        if nl < 0:
+            if not at_eof:
+                return HeaderBlock(start, pos, pos, eol, False, fields)
+            line_end = size
+        else:
+            line_end = nl + 1
+        content_end = line_end
+        while content_end > pos and data[content_end - 1] in (0x0A, 0x0D):
+            content_end -= 1
+        if content_end == pos:                          # blank line: the separator
+            return HeaderBlock(start, pos, line_end, eol, True, fields)
+        first = data[pos]
+        if first in (0x20, 0x09) and fields:            # folded continuation
+            fields[-1].end = line_end
+        else:
+            m = _FIELD_START.match(data, pos, content_end)
+            if not m:                                   # not a header: body starts here
+                return HeaderBlock(start, pos, pos, eol, True, fields)
+            name = data[pos:m.end() - 1].rstrip(b" \t")
+            fields.append(HeaderField(name, pos, line_end))
+        pos = line_end
+    return HeaderBlock(start, pos, pos, eol, at_eof, fields)
+
+
+def strip_our_headers(data: bytes, block: HeaderBlock = None) -> bytes:
+    """data without any X-CRM114-* header fields (folded lines included)."""
+    if block is None:
+        block = scan_header(data)
+    return rewrite_header(data, block, [])
+
+
+def rewrite_header(data: bytes, block: HeaderBlock, new_lines: list) -> bytes:
+    """data with our old X-CRM114-* fields removed and new_lines added.
+
+    new_lines are header lines without line endings; each gets the message's
+    own. They go at the end of the header block, where mailreaver puts them.
+    If the last header line has no line ending (a message that is all header,
+    without a final newline), they go before that last field instead, so we
+    never have to invent bytes inside someone else's line.
+    """
+    added = b"".join(line + block.eol for line in new_lines)
+    insert_at = block.end
+    if block.end > block.start and data[block.end - 1] not in (0x0A, 0x0D):
+        insert_at = block.fields[-1].start if block.fields else block.start
+    return _assemble(data, block, insert_at, added)
+
+
+def _assemble(data: bytes, block: HeaderBlock, insert_at: int, added: bytes) -> bytes:
+    out = []
+    cursor = 0
+    inserted = False
+    for f in block.fields:
+        if not inserted and f.start >= insert_at:
+            out.append(data[cursor:insert_at])
+            out.append(added)
+            cursor = insert_at
+            inserted = True
+        if f.is_ours:
+            out.append(data[cursor:f.start])
+            cursor = f.end
+    if not inserted:
+        out.append(data[cursor:insert_at])
+        out.append(added)
+        cursor = insert_at
+    out.append(data[cursor:])
+    return b"".join(out)
+
+
+def header_bytes(data: bytes, block: HeaderBlock) -> bytes:
+    return data[block.start:block.end]
+
+
+def normalized(data: bytes) -> bytes:
+    """Line endings as LF: the same mail stored as CRLF or LF hashes the same."""
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def content_digest(data: bytes) -> str:
+    """Identity of a message for the ledger and X-CRM114-CacheID.
+
+    Our own X-CRM114-* headers and a mbox From_ line are left out (they differ
+    between the copy we were given and the copy the user later trains from),
+    and line endings are normalised. Only the prefix we classify on counts, so
+    the filter can compute it without buffering a 200 MB message.
+    """
+    block = scan_header(data)
+    stripped = rewrite_header(data, block, [])[block.start:]
+    block2 = scan_header(stripped)
+    limit = block2.body_start + CLASSIFY_BODY_BYTES
+    return hashlib.sha256(normalized(stripped[:limit])).hexdigest()
+
+
+class MessageReader:
+    """Reads a message from a file descriptor just far enough to classify it.
+
+    `prefix` ends up holding the whole header block plus up to
+    CLASSIFY_BODY_BYTES of body; the rest stays unread in the stream so the
+    filter can copy it through in chunks, whatever the message's size.
+    """
+
+    def __init__(self, read, body_bytes: int = CLASSIFY_BODY_BYTES):
+        self._read = read
+        self.body_bytes = body_bytes
+        self.prefix = b""
+        self.at_eof = False
+        self.block = None
+
+    def read_prefix(self) -> HeaderBlock:
+        buf = bytearray()
+        next_scan = READ_CHUNK
+        # Accumulate in a bytearray: += on bytes would be quadratic for a
+        # 10 MB header line read in 64 KiB chunks.
+        while True:
+            chunk = self._read(READ_CHUNK)
+            if not chunk:
+                self.at_eof = True
+                break
+            buf += chunk
+            if self._header_done(buf):
+                break
+            if len(buf) >= next_scan:
+                # No blank line yet: the block may still end at a non-header
+                # line. Scan for real, but only each time the buffer doubles,
+                # which keeps reading linear.
+                if scan_header(bytes(buf), at_eof=False).complete:
+                    break
+                next_scan = 2 * len(buf)
+            if len(buf) >= MAX_HEADER_BYTES:
+                break
+        data = bytes(buf)
+        block = scan_header(data, at_eof=True)
+        need = block.body_start + self.body_bytes
+        while not self.at_eof and len(buf) < need:
+            chunk = self._read(min(READ_CHUNK, need - len(buf)))
+            if not chunk:
+                self.at_eof = True
+                break
+            buf += chunk
+        self.prefix = bytes(buf)
+        self.block = scan_header(self.prefix, at_eof=True) if len(buf) != len(data) else block
+        return self.block
+
+    def _header_done(self, buf: bytearray) -> bool:
+        # Cheap test first: a blank line anywhere means the block ends by then
+        # (or earlier, at a non-header line). Only then pay for a real scan.
+        if b"\n\n" in buf or b"\n\r\n" in buf or (b"\n" not in buf and b"\r\r" in buf):
+            return True
+        return False
+
+    def chunks(self):
+        """The unread rest of the stream, in chunks."""
+        while not self.at_eof:
+            chunk = self._read(READ_CHUNK)
+            if not chunk:
+                self.at_eof = True
+                return
+            yield chunk

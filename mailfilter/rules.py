@@ -1,0 +1,81 @@
+"""priolist.mfp: the admin's and user's own rules, CRM114-compatible.
+
+    # comment
+    +regex      the message is GOOD if regex matches
+    -regex      the message is SPAM if regex matches
+
+Rules are tried in order and the first match wins, as in mailreaver. They are
+matched (re.MULTILINE) against the unfolded header block followed by a blank
+line and the decoded text, so `^X-Mailer: Douhou@Mail` anchors on a header.
+`${RECIPIENT}` in a rule stands for the recipient's own address (escaped),
+from $RECIPIENT or else the first Delivered-To header; a rule that needs it
+when it is unknown never matches.
+
+A bad regex is reported with its file and line and skipped; the others stay
+in force, and mail keeps flowing.
+"""
+
+import re
+from dataclasses import dataclass
+
+RECIPIENT_TOKEN = "${RECIPIENT}"
+# Rules see at most this much text: a rule with catastrophic backtracking
+# then costs a bounded, if large, time on hostile mail.
+MAX_MATCH_CHARS = 256 * 1024
+
+
+class RulesError(Exception):
+    """Text is `file:line: what is wrong`."""
+
+
+@dataclass
+class Rule:
+    good: bool
+    source: str          # the regex as written
+    line: int
+    pattern: re.Pattern = None   # compiled now if it has no ${RECIPIENT}
+
+
+def load(path: str):
+    """(rules, errors). A missing file is no rules; bad lines are errors."""
+    rules, errors = [], []
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return rules, errors
+    except OSError as err:
+        return rules, [f"{path}: cannot read: {err.strerror}"]
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.rstrip("\r")
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        sign, regex = stripped[0], stripped[1:]
+        if sign not in "+-" or not regex:
+            errors.append(f"{path}:{number}: a rule starts with + (good) or - (spam) and a regex: {line!r}")
+            continue
+        rule = Rule(sign == "+", regex, number)
+        try:
+            compiled = re.compile(regex.replace(RECIPIENT_TOKEN, "recipient@example.invalid"), re.MULTILINE)
+            if RECIPIENT_TOKEN not in regex:
+                rule.pattern = compiled
+        except re.error as err:
+            errors.append(f"{path}:{number}: bad regex {regex!r}: {err}")
+            continue
+        rules.append(rule)
+    return rules, errors
+
+
+def check(rules, text: str, recipient):
+    """The first matching rule, or None."""
+    text = text[:MAX_MATCH_CHARS]
+    for rule in rules:
+        pattern = rule.pattern
+        if pattern is None:
+            if not recipient:
+                continue
+            pattern = re.compile(rule.source.replace(RECIPIENT_TOKEN, re.escape(recipient)), re.MULTILINE)
+        if pattern.search(text):
+            return rule
+    return None
