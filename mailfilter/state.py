@@ -28,7 +28,7 @@ class Config:
     # above good_threshold: GOOD; between: UNSURE. Chosen from the benchmark
     # (bench/results/REPORT.md): see README "Thresholds".
     spam_threshold: float = -1.0
-    good_threshold: float = 1.0
+    good_threshold: float = 0.5
     # Learning on `learn`: repeat the update until the message is this far on
     # the right side (in pR), like CRM114's thick-threshold training.
     learn_margin: float = 2.5
