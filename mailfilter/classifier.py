@@ -5,7 +5,6 @@ daemon); the filter process makes one and classifies once.
 """
 
 import os
-from dataclasses import dataclass
 
 from . import features, rules, store, view
 from .model import Model
@@ -15,12 +14,14 @@ from .state import Config
 FORCED_PR = 999.99
 
 
-@dataclass
 class Verdict:
-    label: str               # SPAM, GOOD or UNSURE
-    pr: float                # log10(P(good)/P(spam)); positive means good
-    rule: object = None      # the priolist rule that forced it, if any
-    failed: bool = False     # classification failed; pr is 0 and means nothing
+    __slots__ = ("label", "pr", "rule", "failed")
+
+    def __init__(self, label: str, pr: float, rule=None, failed: bool = False):
+        self.label = label      # SPAM, GOOD or UNSURE
+        self.pr = pr            # log10(P(good)/P(spam)); positive means good
+        self.rule = rule        # the priolist rule that forced it, if any
+        self.failed = failed    # classification failed; pr is 0 and means nothing
 
     @property
     def status(self) -> str:

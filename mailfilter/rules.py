@@ -16,7 +16,6 @@ in force, and mail keeps flowing.
 """
 
 import re
-from dataclasses import dataclass
 
 RECIPIENT_TOKEN = "${RECIPIENT}"
 # Rules see at most this much text: a rule with catastrophic backtracking
@@ -28,12 +27,14 @@ class RulesError(Exception):
     """Text is `file:line: what is wrong`."""
 
 
-@dataclass
 class Rule:
-    good: bool
-    source: str          # the regex as written
-    line: int
-    pattern: re.Pattern = None   # compiled now if it has no ${RECIPIENT}
+    __slots__ = ("good", "source", "line", "pattern")
+
+    def __init__(self, good: bool, source: str, line: int):
+        self.good = good
+        self.source = source    # the regex as written
+        self.line = line
+        self.pattern = None     # compiled at load if it has no ${RECIPIENT}
 
 
 def load(path: str):

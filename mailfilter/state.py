@@ -8,7 +8,6 @@ read over the system-wide defaults in /etc/mailfilter/mailfilter.conf.
 """
 
 import os
-from dataclasses import dataclass, field, fields
 
 SYSTEM_CONFIG = "/etc/mailfilter/mailfilter.conf"
 MODEL_NAME = "model.mfm"
@@ -22,28 +21,36 @@ class ConfigError(Exception):
     """A config problem, already phrased as `file:line: what is wrong`."""
 
 
-@dataclass
 class Config:
-    # pR = log10(P(good)/P(spam)). At or below spam_threshold: SPAM; at or
-    # above good_threshold: GOOD; between: UNSURE. Chosen from the benchmark
-    # (bench/results/REPORT.md): see README "Thresholds".
-    spam_threshold: float = -1.0
-    good_threshold: float = 0.5
-    # Learning on `learn`: repeat the update until the message is this far on
-    # the right side (in pR), like CRM114's thick-threshold training.
-    learn_margin: float = 2.5
-    # Classify on at most this many bytes of decoded text; the message itself
-    # always passes through whole.
-    max_text_bytes: int = 65536
-    # A new model holds 2**model_bits weights (and as many step-size sums),
-    # float32: 20 -> 8 MiB on disk. 2**21 and 2**22 were no more accurate.
-    model_bits: int = 20
-    # Lines of the log: "info" logs every verdict, "warning" only trouble.
-    log_level: str = "warning"
-    sources: list = field(default_factory=list)
+    """Settings, with their defaults. Plain class: see rawmail.HeaderField."""
 
+    # name -> (type, default)
+    KEYS = {
+        # pR = log10(P(good)/P(spam)). At or below spam_threshold: SPAM; at or
+        # above good_threshold: GOOD; between: UNSURE. Chosen from the
+        # benchmark's score distribution (README "Thresholds").
+        "spam_threshold": (float, -1.0),
+        "good_threshold": (float, 0.5),
+        # Training goes on until a message is this far on the right side (pR),
+        # like CRM114's thick threshold.
+        "learn_margin": (float, 2.5),
+        # Classify on at most this many characters of decoded text; the message
+        # itself always passes through whole.
+        "max_text_bytes": (int, 65536),
+        # A new model holds 2**model_bits weights (and as many step-size sums),
+        # float32: 20 -> 8 MiB on disk. 2**21 and 2**22 were no more accurate.
+        "model_bits": (int, 20),
+    }
 
-_CASTS = {f.name: f.type for f in fields(Config) if f.name != "sources"}
+    def __init__(self, **overrides):
+        for key, (_, default) in self.KEYS.items():
+            setattr(self, key, overrides.pop(key, default))
+        if overrides:
+            raise TypeError(f"unknown settings: {', '.join(overrides)}")
+        self.sources = []
+
+    def __repr__(self):
+        return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.KEYS) + ")"
 
 
 def parse_config(path: str, config: Config) -> Config:
@@ -63,12 +70,12 @@ def parse_config(path: str, config: Config) -> Config:
         key, value = key.strip(), value.strip()
         if not sep or not key:
             raise ConfigError(f"{path}:{number}: expected 'key = value', got {line!r}")
-        cast = _CASTS.get(key)
-        if cast is None:
-            known = ", ".join(sorted(_CASTS))
+        if key not in Config.KEYS:
+            known = ", ".join(sorted(Config.KEYS))
             raise ConfigError(f"{path}:{number}: unknown key {key!r} (known: {known})")
+        cast = Config.KEYS[key][0]
         try:
-            typed = {"float": float, "int": int, "str": str}[cast if isinstance(cast, str) else cast.__name__](value)
+            typed = cast(value)
         except ValueError:
             raise ConfigError(f"{path}:{number}: {key} must be a number, got {value!r}") from None
         setattr(config, key, typed)
@@ -89,9 +96,9 @@ def resolve_home(home=None) -> str:
     return os.path.join(os.path.expanduser("~"), ".mailfilter")
 
 
-@dataclass
 class State:
-    home: str
+    def __init__(self, home: str):
+        self.home = home
 
     @property
     def model_path(self) -> str:

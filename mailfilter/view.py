@@ -10,7 +10,6 @@ bounded, and every regex is linear.
 
 import binascii
 import re
-from dataclasses import dataclass, field
 
 from . import charsets
 from .rawmail import scan_header
@@ -28,14 +27,14 @@ _TEXT_URL = re.compile(r"(?:https?|ftp)://[^\s<>\"'()]{1,2000}|www\.[^\s<>\"'()]
 _ENTITY = re.compile(r"&(#[0-9]{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]{2,8});?")
 
 
-@dataclass
 class MessageView:
-    headers: list = field(default_factory=list)   # (lowercase name, decoded value)
-    texts: list = field(default_factory=list)     # decoded body text pieces
-    urls: list = field(default_factory=list)
-    attachments: list = field(default_factory=list)  # (content type, filename)
-    html: bool = False
-    text_chars: int = 0
+    def __init__(self):
+        self.headers = []       # (lowercase name, decoded value)
+        self.texts = []         # decoded body text pieces
+        self.urls = []
+        self.attachments = []   # (content type, filename)
+        self.html = False
+        self.text_chars = 0
 
 
 def decode_header_value(raw: bytes, hint=None) -> str:
