@@ -81,7 +81,10 @@ def _f(value, digits=2):
 
 
 def _mb(n):
-    return "n/a" if n is None else f"{n / 1048576:.1f}"
+    if n is None:
+        return "n/a"
+    mb = n / 1048576
+    return f"{mb:.2f}" if mb < 10 else f"{mb:.1f}"
 
 
 def headline(run: CorpusRun, engines) -> str:
