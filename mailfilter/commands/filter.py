@@ -47,21 +47,32 @@ def main(argv, prog) -> int:
 
 def classify_prefix(home, prefix, block):
     """(verdict, digest, notice). Never raises: failures give UNSURE 0.00."""
-    from ..classifier import Classifier, failed_verdict
     from ..log import report
-    from ..rawmail import content_digest
     notice = None
     digest = None
     try:
+        # Imports inside the try: a broken install (say, a missing mmh3 under
+        # another python) must still deliver the mail.
+        from ..classifier import Classifier
+        from ..rawmail import content_digest
         digest = content_digest(prefix)
         state, config = common.state_and_config(home)
         classifier = Classifier.for_state(state, config, report)
         verdict = classifier.classify(prefix, block)
     except Exception as err:  # noqa: BLE001 - every failure must still deliver the mail
         report(f"message passed through unclassified: {type(err).__name__}: {err}")
-        verdict = failed_verdict()
+        verdict = _failed_verdict()
         notice = "mailfilter could not classify this message; see the mail log."
     return verdict, digest, notice
+
+
+class _failed_verdict:
+    """UNSURE ( 0.00 ), needing nothing from modules that may have failed to import."""
+    label = "UNSURE"
+    pr = 0.0
+    status = "UNSURE ( 0.00 )"
+    failed = True
+    rule = None
 
 
 def status_lines(verdict, digest, notice) -> list:
