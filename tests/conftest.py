@@ -20,7 +20,10 @@ _OURS = re.compile(rb"(?:^|(?<=[\r\n]))X-CRM114-Version: mailfilter [^\r\n]*(?:\
 
 def env_for(home):
     env = dict(os.environ)
-    env["MAILFILTER_HOME"] = str(home)
+    if home is None:
+        env.pop("MAILFILTER_HOME", None)
+    else:
+        env["MAILFILTER_HOME"] = str(home)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("RECIPIENT", None)
     return env

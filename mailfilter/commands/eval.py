@@ -17,9 +17,10 @@ with its true label, exactly as `mailfilter learn` would (thick threshold).
   PATH judge=spam score=7.31 verdict=SPAM
 score is -pR, so higher is spammier (the TREC convention).
 
-Without --home the run starts from an empty model and saves nothing. With
---home it starts from that model (and its priolist.mfp); --save writes the
-final model back.
+Without --home the run starts from an empty model and saves nothing
+($MAILFILTER_HOME is deliberately not used: a benchmark must never touch a
+user's model). With --home it starts from that model (and its
+priolist.mfp); --save writes the final model back.
 
 example:
   mailfilter eval corpus/index.shuffled --results /tmp/results.txt
