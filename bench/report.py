@@ -27,6 +27,8 @@ class CorpusRun:
     model_files: dict = field(default_factory=dict)
     extra_state_bytes: dict = field(default_factory=dict)  # e.g. crm114's text cache: not model, still disk
     thresholds: dict = field(default_factory=dict)        # name -> thresholds.Choice (mailfilter pR)
+    hardest: dict = field(default_factory=dict)           # engine -> summary.hardest()
+    units: dict = field(default_factory=dict)             # engine -> its score's unit
     plots: dict = field(default_factory=dict)
     commands: dict = field(default_factory=dict)          # engine -> [command lines]
 
@@ -245,6 +247,19 @@ def write(path, runs, engines, invocation, versions, started, seconds, notes):
                    "(the filter issue's targets). The second-half row uses only messages 50–100%, "
                    "when the model has seen some mail.", "",
                    _threshold_section(run), ""]
+        if run.hardest:
+            md += ["### Hardest messages", "",
+                   "The ham each engine scored spammiest and the spam it scored hammiest, online "
+                   "(position = place in the stream). These are what (1-ROCA)% is made of.", "",
+                   "<details><summary>show</summary>", "",
+                   "| engine | true class | position | message | score | verdict |",
+                   "|---|---|---:|---|---:|---|"]
+            for name, worst in run.hardest.items():
+                for cls in ("ham", "spam"):
+                    for r in worst[cls]:
+                        md.append(f"| {name} | {cls} | {r['position']} | `{r['path']}` "
+                                  f"| {run.units.get(name, '')} {r['score']:.4g} | {r['verdict']} |")
+            md += ["", "</details>", ""]
         if run.plots:
             md += ["### Charts", ""]
             for kind, title in (("roc", "ROC curves"), ("histograms", "Score histograms"),

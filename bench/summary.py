@@ -40,3 +40,19 @@ def latency(series) -> dict:
         "peak_rss_mb": series.peak_rss_mb(),
         "median_rss_mb": series.median_rss_mb(),
     }
+
+
+def hardest(outcome, native, k=5) -> dict:
+    """The k ham the engine found spammiest and the k spam it found hammiest.
+
+    These are the messages that cost (1-ROCA)%; worth reading when tuning.
+    """
+    items = list(enumerate(zip(outcome.paths, outcome.is_spam, outcome.scores, outcome.verdicts), 1))
+    ham = sorted((x for x in items if not x[1][1]), key=lambda x: -x[1][2])[:k]
+    spam = sorted((x for x in items if x[1][1]), key=lambda x: x[1][2])[:k]
+
+    def rows(chosen):
+        return [{"position": pos, "path": path, "score": native(score), "verdict": verdict}
+                for pos, (path, _, score, verdict) in chosen]
+
+    return {"ham": rows(ham), "spam": rows(spam)}
