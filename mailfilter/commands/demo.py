@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 from .. import exitcodes
+from ..view import decode_header_value
 from . import common
 
 SAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "samples")
@@ -79,7 +80,7 @@ def main(argv, prog) -> int:
             subject = status = ""
             for line in head.splitlines():
                 if line.lower().startswith("subject:"):
-                    subject = line[8:].strip()
+                    subject = decode_header_value(line[8:].encode()).strip()
                 elif line.lower().startswith("x-crm114-status:"):
                     status = line[16:].strip()
             where = "INBOX" if folder == "new" else "Junk "
