@@ -1,0 +1,1 @@
+"""maildir-train: users teach mailfilter by moving mail into learn-spam and learn-good."""

@@ -1,0 +1,7 @@
+"""`python3 -m maildir_train` is `maildir-train`."""
+
+import sys
+
+from .service import main
+
+sys.exit(main())

@@ -1,0 +1,229 @@
+"""Many users from one root process: a forked child per user, as that user.
+
+Why a process per user rather than a thread: the child drops to the user's
+uid and gid (setgroups, setgid, setuid) before it touches a single file of
+theirs, and a uid is per process. It also means one user's corrupt model, full
+disk or crash can't stop anyone else's training: the parent only watches its
+children and restarts one that dies, with a growing delay (1 s, 2 s, 4 s, ...
+up to 5 minutes; back to 1 s after it has run for 10 minutes).
+
+SIGTERM or SIGINT to the parent is passed to every child; each finishes the
+message in hand and exits; the parent waits for them and exits 0.
+"""
+
+import errno
+import importlib
+import logging
+import os
+import pkgutil
+import signal
+import time
+
+from .watcher import Waker
+
+RESTART_MIN = 1.0
+RESTART_MAX = 300.0
+HEALTHY_AFTER = 600.0
+STOP_GRACE = 30.0
+ONCE_PARALLEL = 8
+
+log = logging.getLogger("maildir-train")
+
+
+def preload() -> None:
+    """Import now everything a child could import later.
+
+    After setuid a child may no longer be able to read the Python installation
+    (a pyenv under /root, for instance), and an import that fails there would
+    not fail loudly: a missing codec silently makes a message look different
+    from what the filter saw. So the parent, still root, imports the lot.
+    """
+    import encodings
+    for module in pkgutil.iter_modules(encodings.__path__):
+        try:
+            importlib.import_module(f"encodings.{module.name}")
+        except Exception:       # platform codecs (mbcs, oem) don't import here
+            pass
+    for name in ("mailfilter.learning", "mailfilter.classifier", "mailfilter.features",
+                 "mailfilter.view", "mailfilter.charsets", "mailfilter.rules", "mailfilter.store",
+                 "mailfilter.ledger", "mailfilter.model", "mailfilter.rawmail", "sqlite3",
+                 "logging.handlers", "watchdog.observers", "watchdog.observers.inotify",
+                 "watchdog.observers.inotify_c", "watchdog.observers.inotify_buffer",
+                 "watchdog.events", "maildir_train.trainer", "maildir_train.watcher"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    # Compile the classifier's lazily built regexes too, on a message that needs them.
+    from mailfilter.classifier import Classifier
+    from mailfilter.rawmail import scan_header
+    from mailfilter.state import Config
+    from mailfilter.store import empty
+    config = Config()
+    sample = ("Subject: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\nContent-Type: text/plain; "
+              "charset=utf-8\n\n\u65e5\u672c\u8a9e\u306e\u30c6\u30b9\u30c8 http://example.com/a\n").encode()
+    Classifier(config, empty(10)).features(sample, scan_header(sample))
+
+
+def drop_privileges(box) -> None:
+    """Become the mailbox's account for good: groups, gid, then uid. Verified."""
+    if os.geteuid() == 0 and box.uid != 0:
+        os.setgroups([])
+        os.initgroups(box.user, box.gid)
+        os.setgid(box.gid)
+        os.setuid(box.uid)
+        try:
+            os.setuid(0)
+        except PermissionError:
+            pass
+        else:                                   # pragma: no cover - would be a kernel bug
+            raise SystemExit("could regain root after setuid; refusing to continue")
+    if os.geteuid() != box.uid or os.getuid() != box.uid:
+        raise PermissionError(errno.EPERM, f"running as uid {os.geteuid()}, cannot act as "
+                              f"{box.user} (uid {box.uid}); start maildir-train as root")
+    os.environ.update(HOME=box.account_home, USER=box.user, LOGNAME=box.user)
+    os.environ.pop("MAILFILTER_HOME", None)
+    os.umask(0o077)
+    os.chdir("/")
+
+
+class Supervisor:
+    def __init__(self, boxes, run_child, once: bool):
+        self.boxes = boxes
+        self.run_child = run_child      # (box) -> exit code; runs in the child
+        self.once = once
+        self.waker = Waker()
+        self.stopping = False
+        self.children = {}              # pid -> box
+        self.started = {}               # box.name -> monotonic start time
+        self.failures = {b.name: 0 for b in boxes}
+        self.next_start = {b.name: 0.0 for b in boxes}
+        self.exit_codes = {}            # --once: box.name -> code
+
+    def _on_stop(self, signum, frame):
+        self.stopping = True
+
+    def run(self) -> int:
+        preload()
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGCHLD, lambda s, f: None)    # wakes select via the wakeup fd
+        self.waker.wake_on_signals()
+        log.info("supervising %d mailbox(es)%s: %s", len(self.boxes), " once" if self.once else "",
+                 ", ".join(b.name for b in self.boxes))
+        while not self.stopping:
+            self._reap()
+            if self.once and len(self.exit_codes) == len(self.boxes):
+                break
+            self._start_due()
+            self.waker.wait(self._sleep())
+        self._stop_children()
+        if self.once:
+            return max(self.exit_codes.values(), default=0)
+        return 0
+
+    def _sleep(self):
+        if self.once and len(self.children) >= ONCE_PARALLEL:
+            return None                 # until a child exits (SIGCHLD)
+        now = time.monotonic()
+        waiting = [t for name, t in self.next_start.items()
+                   if name not in self.exit_codes and name not in self._running_names()]
+        return max(0.0, min(waiting) - now) if waiting else None
+
+    def _running_names(self):
+        return {b.name for b in self.children.values()}
+
+    def _start_due(self) -> None:
+        now = time.monotonic()
+        running = self._running_names()
+        for box in self.boxes:
+            if box.name in running or box.name in self.exit_codes or self.next_start[box.name] > now:
+                continue
+            if self.once and len(self.children) >= ONCE_PARALLEL:
+                return
+            pid = self._fork(box)
+            self.children[pid] = box
+            self.started[box.name] = now
+            running.add(box.name)
+
+    def _fork(self, box) -> int:
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 70
+        try:
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            os.close(self.waker.r)
+            os.close(self.waker.w)
+            drop_privileges(box)
+            code = self.run_child(box)
+        except SystemExit as exit:
+            code = exit.code if isinstance(exit.code, int) else 70
+        except BaseException:
+            log.exception("%s: trainer crashed", box.name)
+        finally:
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(code)
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            box = self.children.pop(pid, None)
+            if box is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if self.once:
+                self.exit_codes[box.name] = code if code >= 0 else 70
+                continue
+            if self.stopping:
+                continue
+            ran = time.monotonic() - self.started.get(box.name, 0)
+            if ran >= HEALTHY_AFTER:
+                self.failures[box.name] = 0
+            self.failures[box.name] += 1
+            delay = min(RESTART_MIN * 2 ** (self.failures[box.name] - 1), RESTART_MAX)
+            self.next_start[box.name] = time.monotonic() + delay
+            how = f"signal {-code}" if code < 0 else f"status {code}"
+            log.warning("%s: trainer (pid %d) exited with %s after %.0f s; restarting in %.0f s",
+                        box.name, pid, how, ran, delay)
+
+    def _stop_children(self) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_GRACE
+        while self.children and time.monotonic() < deadline:
+            self._reap_quietly()
+            if self.children:
+                self.waker.wait(0.2)
+        for pid, box in list(self.children.items()):
+            log.error("%s: trainer (pid %d) did not stop in %.0f s; killing it", box.name, pid, STOP_GRACE)
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        self.children.clear()
+
+    def _reap_quietly(self) -> None:
+        while self.children:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.pop(pid, None)

@@ -1,0 +1,284 @@
+"""One scan of one user's learn folders: read, learn, file. No loop, no signals.
+
+The order is what makes it safe to kill at any instant:
+
+1. read each message in learn-spam/ and learn-good/ (cur/ and new/);
+2. learn the batch in one mailfilter.learning.learn_messages call, which
+   saves model and core ledger together or not at all;
+3. only then move each message out, by atomic rename.
+
+Killed before 3 finishes, the messages are still in the learn folder; the
+next scan learns them again, and the core ledger (keyed by content digest,
+never by file name) says "skipped", so nothing is trained twice. Killed
+before 2 finished, the model and ledger are the old ones and the messages
+are learned once, then. A move that fails leaves the message where it is;
+it is retried later. Nothing here deletes a message unless the user chose
+spam-action=delete for spam.
+
+The trainer knows nothing about tokens: learn_messages does all of that.
+"""
+
+import errno
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+
+from mailfilter.classifier import format_pr
+from mailfilter.learning import learn_messages
+from mailfilter.state import ConfigError, open_state
+from mailfilter.store import ModelError
+
+from . import maildir as md
+from .config import Mailbox
+from .subscriptions import subscribe
+
+LEARN_FOLDERS = (("learn-spam", "spam"), ("learn-good", "good"))
+# One learn_messages call (one 8 MB model rewrite) per this many messages;
+# small enough that SIGTERM is answered within a fraction of a second.
+BATCH = 200
+# A file still being written (Busy) is looked at again after this long.
+BUSY_RETRY = 0.5
+MAX_BACKOFF = 900.0
+
+log = logging.getLogger("maildir-train")
+
+
+@dataclass
+class Counters:
+    learned: dict = field(default_factory=lambda: {"spam": 0, "good": 0})
+    corrected: int = 0
+    skipped: int = 0
+    deleted: int = 0
+    refused: int = 0
+    vanished: int = 0
+    move_failures: int = 0
+    learn_failures: int = 0
+
+    def line(self) -> str:
+        total = sum(self.learned.values())
+        return (f"{total} learned ({self.learned['spam']} spam, {self.learned['good']} good), "
+                f"{self.corrected} of them corrections, {self.skipped} already known, "
+                f"{self.deleted} spam deleted, {self.refused} refused, {self.vanished} vanished, "
+                f"{self.move_failures} failed moves, {self.learn_failures} failed learns")
+
+
+@dataclass
+class ScanResult:
+    handled: int = 0                 # messages learned (or skipped) and filed
+    waiting: int = 0                 # messages left for a later try
+    retry_at: float = None           # time.monotonic() of the earliest retry
+
+
+class Trainer:
+    def __init__(self, box: Mailbox, retry: float = 30.0):
+        self.box = box
+        self.retry = retry
+        self.layout = box.layout if box.layout != "auto" else md.detect_layout(box.maildir)
+        self.counters = Counters()
+        self.prepared = False
+        self._refused = {}           # (folder, sub, name) -> reason, logged once
+        self._not_before = {}        # (folder, sub, name) -> monotonic time
+        self._learn_failures = 0     # consecutive, for the back-off
+        self._learn_not_before = 0.0
+        self._last_problem = None    # last one-off problem logged, to log it once
+
+    # -- paths for the watcher --------------------------------------------------------------
+
+    def watch_paths(self) -> list:
+        return [os.path.join(self.box.maildir, md.folder_dirname(f, self.layout), sub)
+                for f, _ in LEARN_FOLDERS for sub in ("new", "cur")]
+
+    def _problem(self, text: str, level=logging.WARNING) -> None:
+        """Log a condition once, not on every retry."""
+        if text != self._last_problem:
+            log.log(level, "%s: %s", self.box.name, text)
+            self._last_problem = text
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def prepare(self, maildir: md.Maildir) -> None:
+        """Create the learn folders (and INBOX's cur/) when missing; subscribe them."""
+        created = [f for f, _ in LEARN_FOLDERS if maildir.ensure_folder(f)]
+        maildir.ensure_folder(md.INBOX)
+        if created:
+            log.info("%s: created %s in %s (%s layout)", self.box.name,
+                     ", ".join(maildir.display(f, "", "") for f in created), self.box.maildir, self.layout)
+        added = subscribe(maildir.fd, [f for f, _ in LEARN_FOLDERS], self.box.uid)
+        if added:
+            log.info("%s: subscribed %s", self.box.name, ", ".join(added))
+        self.prepared = True
+
+    # -- one scan ----------------------------------------------------------------------------
+
+    def scan(self, stop=lambda: False) -> ScanResult:
+        """Handle everything now in the learn folders. Never raises for one message's trouble."""
+        result = ScanResult()
+        now = time.monotonic()
+        if now < self._learn_not_before:
+            result.retry_at = self._learn_not_before
+            return result
+        try:
+            maildir = md.Maildir(self.box.maildir, self.layout, self.box.uid)
+        except (OSError, md.Refused) as err:
+            self._problem(f"cannot open Maildir {self.box.maildir}: {_why(err)}; will look again")
+            result.retry_at = now + self.retry
+            return result
+        with maildir:
+            try:
+                if not self.prepared:
+                    self.prepare(maildir)
+                entries = self._entries(maildir, now, result)
+                self._last_problem = None
+            except (OSError, md.Refused) as err:
+                self.prepared = False
+                self._problem(f"cannot set up the learn folders in {self.box.maildir}: {_why(err)}")
+                result.retry_at = now + self.retry
+                return result
+            for start in range(0, len(entries), BATCH):
+                if stop():
+                    result.waiting += len(entries) - start
+                    break
+                if not self._batch(maildir, entries[start:start + BATCH], result):
+                    result.waiting += max(0, len(entries) - start - BATCH)
+                    break
+        if self._not_before:
+            soonest = min(self._not_before.values())
+            result.retry_at = soonest if result.retry_at is None else min(result.retry_at, soonest)
+        return result
+
+    def _entries(self, maildir, now, result) -> list:
+        entries, present = [], set()
+        for folder, label in LEARN_FOLDERS:
+            for sub in ("new", "cur"):
+                try:
+                    names = maildir.list(folder, sub)
+                except FileNotFoundError:
+                    self.prepared = False       # deleted under us: recreate next time
+                    raise
+                for name in names:
+                    key = (folder, sub, name)
+                    present.add(key)
+                    if key in self._refused:
+                        continue
+                    if self._not_before.get(key, 0) > now:
+                        result.waiting += 1
+                        continue
+                    entries.append((key, label))
+        # Forget files that are gone (filed by someone, expunged, renamed).
+        for table in (self._refused, self._not_before):
+            for key in [k for k in table if k not in present]:
+                del table[key]
+        return entries
+
+    def _batch(self, maildir, entries, result) -> bool:
+        """Read, learn, file one batch. False if learning failed (stop this scan)."""
+        loaded = []
+        for key, label in entries:
+            folder, sub, name = key
+            try:
+                got = md.read_message(maildir.subdir(folder, sub), name, self.box.uid)
+            except md.Refused as err:
+                self._refused[key] = str(err)
+                self.counters.refused += 1
+                log.warning("%s: refused %s: %s; left untouched", self.box.name,
+                            maildir.display(folder, sub, name), err)
+                continue
+            except md.Busy:
+                self._not_before[key] = time.monotonic() + BUSY_RETRY
+                result.waiting += 1
+                continue
+            except OSError as err:
+                self._defer(key, result, f"cannot read {maildir.display(*key)}: {_why(err)}")
+                continue
+            if got is None:
+                self.counters.vanished += 1
+                log.debug("%s: %s vanished before it was read", self.box.name, maildir.display(*key))
+                continue
+            loaded.append((key, label, got[0]))
+        if not loaded:
+            return True
+        try:
+            state = open_state(self.box.home)
+            config = state.load_config()
+            results = learn_messages(state, config, [(raw, label == "spam") for _, label, raw in loaded])
+        except (ConfigError, ModelError, OSError, sqlite3.Error) as err:
+            self.counters.learn_failures += 1
+            self._learn_failures += 1
+            delay = min(self.retry * 2 ** (self._learn_failures - 1), MAX_BACKOFF)
+            self._learn_not_before = time.monotonic() + delay
+            result.waiting += len(loaded)
+            result.retry_at = self._learn_not_before
+            log.error("%s: could not learn %d message(s), left in place, retrying in %.0f s: %s",
+                      self.box.name, len(loaded), delay, _why(err))
+            return False
+        self._learn_failures = 0
+        touched = set()
+        for (key, label, _), learned in zip(loaded, results):
+            touched |= self._file(maildir, key, learned, result)
+        for folder, sub in touched:
+            # The renames in and out must survive a power cut, not only a crash.
+            md.fsync_dir(maildir.subdir(folder, sub))
+        return True
+
+    def _file(self, maildir, key, learned, result) -> set:
+        """Move (or delete) one learned message. The (folder, sub) dirs it changed."""
+        folder, sub, name = key
+        source = maildir.display(folder, sub, name)
+        if learned.action == "skipped":
+            self.counters.skipped += 1
+            what = f"{learned.label} already learned (pR {format_pr(learned.pr_before)})"
+        else:
+            self.counters.learned[learned.label] += 1
+            if learned.action == "corrected":
+                self.counters.corrected += 1
+            what = (f"{learned.label} {learned.action} (pR before {format_pr(learned.pr_before)}, "
+                    f"after {format_pr(learned.pr_after)})")
+        src_fd = maildir.subdir(folder, sub)
+        target = None
+        try:
+            if learned.label == "spam" and self.box.spam_action == "delete":
+                os.unlink(name, dir_fd=src_fd)
+                self.counters.deleted += 1
+                destination = "deleted (spam-action=delete)"
+            else:
+                target = self.box.spam_folder if learned.label == "spam" else md.INBOX
+                if maildir.ensure_folder(target):
+                    log.info("%s: created %s", self.box.name, maildir.display(target, "", ""))
+                    if target != md.INBOX:
+                        subscribe(maildir.fd, [target], self.box.uid)
+                new_name = md.move(src_fd, name, maildir.subdir(target, "cur"))
+                destination = maildir.display(target, "cur", new_name)
+        except (OSError, md.Refused) as err:
+            if not _exists(src_fd, name):
+                self.counters.vanished += 1
+                log.info("%s: %s; %s vanished before it could be filed", self.box.name, what, source)
+                return set()
+            self._defer(key, result, f"{what}, but cannot file {source}: {_why(err)}")
+            return set()
+        self._not_before.pop(key, None)
+        result.handled += 1
+        log.info("%s: %s; %s -> %s", self.box.name, what, source, destination)
+        return {(folder, sub)} | ({(target, "cur")} if target else set())
+
+    def _defer(self, key, result, text) -> None:
+        self.counters.move_failures += 1
+        self._not_before[key] = time.monotonic() + self.retry
+        result.waiting += 1
+        log.warning("%s: %s; left in place, retrying in %.0f s", self.box.name, text, self.retry)
+
+
+def _exists(dir_fd: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
+
+
+def _why(err) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        where = f" ({err.filename})" if err.filename and err.errno != errno.ENOENT else ""
+        return f"{err.strerror}{where}"
+    return str(err)
