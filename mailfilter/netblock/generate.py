@@ -1,0 +1,84 @@
+"""`mailfilter krfilter` from parsed options to the written file."""
+
+import sys
+
+from .. import exitcodes
+from ..log import info, report
+from . import countries as countries_mod
+from . import inputs, sets, writers
+from .atomic import write_text
+
+
+def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
+        countries=(), presets=(), allow=(), allow_files=(), fmt="ipset",
+        output=None, options=None, list_countries=False, quiet=False) -> int:
+    options = options or writers.Options()
+    warnings = []
+
+    def warn(message):
+        warnings.append(message)
+        if len(warnings) <= 10:
+            report(message, 4)
+
+    try:
+        delegations = inputs.load(files, fetch, urls, cache_dir, lenient, warn)
+    except inputs.InputError as err:
+        report(str(err))
+        return err.code
+    if len(warnings) > 10:
+        report(f"... {len(warnings) - 10} more warnings", 4)
+    if lenient and any(d.skipped for d in delegations):
+        report(f"--lenient: skipped {sum(d.skipped for d in delegations)} malformed lines", 4)
+
+    present = set().union(*(d.countries for d in delegations))
+    if list_countries:
+        sys.stdout.write(_country_table(delegations, present))
+        return exitcodes.OK
+
+    names = ", ".join(d.path for d in delegations)
+    try:
+        chosen = countries_mod.choose(countries, presets, present, names)
+    except countries_mod.CountryError as err:
+        report(str(err))
+        return exitcodes.USAGE
+    try:
+        allow_nets = sets.parse_allow(allow)
+    except sets.AllowError as err:
+        report(str(err))
+        return exitcodes.USAGE
+    for path in allow_files:
+        try:
+            allow_nets += sets.read_allow_file(path)
+        except sets.AllowError as err:
+            report(str(err))
+            return exitcodes.CONFIG
+        except OSError as err:
+            report(f"{path}: cannot read allow file: {err.strerror or err}")
+            return exitcodes.NOINPUT
+
+    blocklist = sets.build(delegations, chosen, allow_nets)
+    text = writers.WRITERS[fmt](blocklist, options)
+    if output in (None, "-"):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        try:
+            write_text(output, text)
+        except OSError as err:
+            report(f"{output}: cannot write: {err.strerror or err}; the previous file is unchanged")
+            return exitcodes.CANTCREAT
+    if not quiet:
+        info(f"{fmt}: {' '.join(chosen)}: {len(blocklist.v4)} IPv4, {len(blocklist.v6)} IPv6 prefixes"
+             + (f" -> {output}" if output not in (None, "-") else ""))
+    return exitcodes.OK
+
+
+def _country_table(delegations, present):
+    rows = []
+    for cc in sorted(present):
+        n4 = sum(len(d.v4.get(cc, ())) for d in delegations)
+        n6 = sum(len(d.v6.get(cc, ())) for d in delegations)
+        v4_hosts = sum(b - a + 1 for d in delegations for a, b in d.v4.get(cc, ()))
+        iso = "" if cc in countries_mod.ISO3166 else "  (not an ISO 3166 country)"
+        rows.append(f"{cc}  {n4:6d} IPv4 records ({v4_hosts:>11,d} addresses)  {n6:6d} IPv6 records{iso}")
+    return "\n".join(rows) + "\n"

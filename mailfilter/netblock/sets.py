@@ -1,0 +1,85 @@
+"""Merge the chosen countries' ranges into the fewest CIDRs, minus the allow-list.
+
+netaddr does the merging, always from whole iterables (cidr_merge, IPSet(...)):
+adding prefixes to an IPSet one at a time re-merges on every call and is
+quadratic in the number of prefixes. IPv4 and IPv6 stay separate throughout,
+because every output format keeps them apart.
+"""
+
+from dataclasses import dataclass, field
+
+from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange, IPSet, cidr_merge
+
+
+class AllowError(Exception):
+    pass
+
+
+@dataclass
+class Blocklist:
+    countries: list
+    sources: list                                  # rir.Delegation, for the header comments
+    v4: list = field(default_factory=list)         # IPNetwork, merged, allow-list removed
+    v6: list = field(default_factory=list)
+    per_country: dict = field(default_factory=dict)  # cc -> (v4 prefixes, v6 prefixes), merged
+    allow: list = field(default_factory=list)      # IPNetwork, as given (merged)
+
+
+def _networks(ranges, version):
+    if version == 4:
+        return [IPRange(IPAddress(a, 4), IPAddress(b, 4)) for a, b in ranges]
+    # A v6 record is one prefix: size is a power of two.
+    return [IPNetwork((a, 129 - (b - a + 1).bit_length()), version=6) for a, b in ranges]
+
+
+def parse_allow(values, where="--allow"):
+    """CIDRs or single addresses, comma- or space-separated."""
+    nets = []
+    for value in values:
+        for item in value.replace(",", " ").split():
+            try:
+                nets.append(IPNetwork(item).cidr)
+            except (AddrFormatError, ValueError, TypeError):
+                raise AllowError(f"{where}: {item!r} is not an IPv4/IPv6 address or CIDR") from None
+    return nets
+
+
+def read_allow_file(path):
+    """One CIDR or address per line; '#' starts a comment."""
+    nets = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            text = line.split("#", 1)[0].strip()
+            if text:
+                nets.extend(parse_allow([text], where=f"{path}:{lineno}"))
+    return nets
+
+
+def build(delegations, countries, allow=()) -> Blocklist:
+    bl = Blocklist(countries=list(countries), sources=list(delegations))
+    allow_set = IPSet(allow)
+    bl.allow = list(allow_set.iter_cidrs())
+    for version, attr in ((4, "v4"), (6, "v6")):
+        everything = []
+        for cc in countries:
+            ranges = [r for d in delegations for r in getattr(d, attr).get(cc, ())]
+            merged = cidr_merge(_networks(ranges, version))
+            n4, n6 = bl.per_country.get(cc, (0, 0))
+            bl.per_country[cc] = (len(merged), n6) if version == 4 else (n4, len(merged))
+            everything.extend(merged)
+        # Countries can be adjacent, so merge again across them.
+        blocked = IPSet(everything)
+        if allow_set:
+            blocked -= allow_set
+        setattr(bl, attr, list(blocked.iter_cidrs()))
+    return bl
+
+
+def country_index(delegations):
+    """(v4, v6) lookup tables for sources: sorted [(first, last, cc)]."""
+    tables = []
+    for attr in ("v4", "v6"):
+        rows = [(a, b, cc) for d in delegations for cc, ranges in getattr(d, attr).items() for a, b in ranges]
+        rows.sort()
+        tables.append(rows)
+    return tuple(tables)

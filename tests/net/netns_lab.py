@@ -1,0 +1,136 @@
+"""A two-namespace lab for the firewall tests: `srv` is the protected mail
+host, `cli` plays the outside world with several source addresses, joined by
+one veth pair. Every address is documentation/private space assigned here,
+to these two veth ends only, so no packet can leave the namespaces.
+"""
+
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+AGENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netns_agent.py")
+_serial = itertools.count()
+
+SRV4, SRV6 = "10.99.1.1", "2001:db8:1::1"
+# name -> address on the client's veth; the country plan is in
+# tests/fixtures/rir/delegated-testnet-extended.
+CLIENT = {
+    "unlisted4": "10.99.1.2",        # JP, never chosen
+    "kr4": "10.99.64.5",             # KR 10.99.64.0/18
+    "kr_allowed4": "10.99.100.5",    # inside KR, but on the allow-list in the tests
+    "cn4": "10.99.128.5",            # CN, first /23 of 768 hosts
+    "cn_tail4": "10.99.130.5",       # CN, the /24 left over from 768 = 512 + 256
+    "after_cn4": "10.99.131.5",      # just past CN: unlisted
+    "unlisted6": "2001:db8:1::2",
+    "kr6": "2001:db8:64::5",
+    "kr_allowed6": "2001:db8:64:100::5",
+    "cn6": "2001:db8:128::5",
+}
+SRV_PORTS = (25, 2525)
+CLI_PORT = 8080
+
+
+def need(binary):
+    path = shutil.which(binary)
+    assert path, f"{binary} is not installed; run contrib/bootstrap.sh (Debian: iptables ipset nftables iproute2)"
+    return path
+
+
+def sh(*args, ns=None, check=True, input=None):
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + [str(a) for a in args]
+    res = subprocess.run(cmd, capture_output=True, text=True, input=input, timeout=60)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}): {res.stderr.strip()}")
+    return res
+
+
+class Lab:
+    def __init__(self):
+        assert os.geteuid() == 0, "the firewall tests need root (network namespaces); CI runs them as root"
+        for binary in ("ip", "iptables-restore", "ip6tables-restore", "ipset", "nft"):
+            need(binary)
+        tag = f"mf{os.getpid() % 100000}x{next(_serial)}"
+        self.srv, self.cli = f"{tag}s", f"{tag}c"
+        self.agents = {}
+        self._made = []
+
+    def __enter__(self):
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _setup(self):
+        for ns in (self.srv, self.cli):
+            sh("ip", "netns", "add", ns)
+            self._made.append(ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+            # No duplicate address detection: addresses (link-local too) usable at once.
+            for conf in ("all", "default"):
+                sh("sysctl", "-qw", f"net.ipv6.conf.{conf}.accept_dad=0", ns=ns)
+        # Create the pair inside srv so nothing ever exists in the host namespace.
+        sh("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", self.cli, ns=self.srv)
+        sh("ip", "addr", "add", f"{SRV4}/16", "dev", "veth0", ns=self.srv)
+        sh("ip", "addr", "add", f"{SRV6}/32", "dev", "veth0", "nodad", ns=self.srv)
+        for addr in CLIENT.values():
+            if ":" in addr:
+                sh("ip", "addr", "add", f"{addr}/32", "dev", "veth1", "nodad", ns=self.cli)
+            else:
+                sh("ip", "addr", "add", f"{addr}/16", "dev", "veth1", ns=self.cli)
+        sh("ip", "link", "set", "veth0", "up", ns=self.srv)
+        sh("ip", "link", "set", "veth1", "up", ns=self.cli)
+        self.agents[self.srv] = self._agent(self.srv, SRV_PORTS)
+        self.agents[self.cli] = self._agent(self.cli, (CLI_PORT,))
+        self._wait_ready()
+
+    def _wait_ready(self):
+        """Every client address reaches the host before any rule is loaded, so
+        a timeout later is the firewall's doing, not a link still coming up."""
+        deadline = time.monotonic() + 10
+        pending = list(CLIENT)
+        while pending:
+            pending = [name for name in pending if self.inbound(name, timeout=0.5) != "ok"]
+            assert not pending or time.monotonic() < deadline, f"lab link not up for {pending}"
+
+    def _agent(self, ns, ports):
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, AGENT, *map(str, ports)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = proc.stdout.readline().strip()
+        assert line == "ready", f"agent in {ns} did not start: {line!r}"
+        return proc
+
+    def close(self):
+        for proc in self.agents.values():
+            proc.kill()
+            proc.wait()
+        self.agents.clear()
+        for ns in self._made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self._made.clear()
+
+    def connect(self, ns, src, dst, port, timeout=0.7):
+        agent = self.agents[ns]
+        agent.stdin.write(f"connect {src} {dst} {port} {timeout}\n")
+        agent.stdin.flush()
+        return agent.stdout.readline().strip()
+
+    def inbound(self, name, port=25, timeout=0.7):
+        """A connection from CLIENT[name] to the protected host."""
+        src = CLIENT[name]
+        return self.connect(self.cli, src, SRV6 if ":" in src else SRV4, port, timeout)
+
+    def outbound(self, name):
+        """The protected host connecting out to CLIENT[name]."""
+        dst = CLIENT[name]
+        return self.connect(self.srv, SRV6 if ":" in dst else SRV4, dst, CLI_PORT)
+
+    def srv_sh(self, *args, **kw):
+        return sh(*args, ns=self.srv, **kw)

@@ -1,0 +1,365 @@
+"""Delegation-file parser, merging, countries, allow-list and the krfilter
+command's text output and errors. No root needed."""
+
+import ipaddress
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mailfilter.netblock import countries, rir, sets, writers
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RIR = os.path.join(REPO, "tests", "fixtures", "rir")
+APNIC = os.path.join(RIR, "delegated-apnic-sample")
+LACNIC = os.path.join(RIR, "delegated-lacnic-extended-sample")
+AFRINIC = os.path.join(RIR, "delegated-afrinic-extended-sample")
+
+
+def krfilter(*args, cwd=None):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "mailfilter", "krfilter", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=60, cwd=cwd)
+
+
+def cidrs(ranges, version=4):
+    """Independent oracle: the stdlib's summarize_address_range."""
+    cls = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    out = []
+    for a, b in ranges:
+        out += ipaddress.summarize_address_range(cls(a), cls(b))
+    return sorted(ipaddress.collapse_addresses(out))
+
+
+# --- parser -----------------------------------------------------------------
+
+def test_version_2_seven_fields_and_comments():
+    d = rir.parse(APNIC)
+    assert (d.version, d.registry, d.serial, d.enddate, d.records) == ("2", "apnic", "20190912", "20190911", 17)
+    assert d.v4["KR"] == [(0x010B0000, 0x010BFFFF), (0x01100000, 0x0113FFFF), (0x010C0000, 0x010CFFFF)]
+    assert "AP" in d.countries          # present in data; countries.choose refuses it as not a country
+    assert set(d.v6) == {"KR", "CN", "JP"}
+
+
+def test_version_2_3_opaque_id_and_empty_cc_reserved_available():
+    d = rir.parse(LACNIC)
+    assert d.version == "2.3"
+    assert d.countries == {"AR", "CL", "BR"}          # reserved/available never count
+    assert d.v4["BR"] == [(int(ipaddress.ip_address("45.4.4.0")), int(ipaddress.ip_address("45.4.7.255")))]
+    assert len(d.v6["BR"]) == 2
+
+
+def test_ipv4_count_not_a_power_of_two_becomes_several_cidrs():
+    d = rir.parse(AFRINIC)
+    bl = sets.build([d], ["ZA"])
+    assert [str(n) for n in bl.v4] == [str(n) for n in cidrs(d.v4["ZA"])]
+    # 393216 hosts from 164.146.0.0 = a /15 then a /14; 2560 from 196.4.20.0 = /22 + /22 + /23
+    assert [str(n) for n in bl.v4[:5]] == ["164.146.0.0/15", "164.148.0.0/14",
+                                          "196.4.20.0/22", "196.4.24.0/22", "196.4.28.0/23"]
+    assert sum(n.size for n in bl.v4) == 393216 + 2560 + 1280
+    assert "ZZ" not in d.countries                   # available record
+
+
+def test_ipv6_value_is_prefix_length_and_adjacent_prefixes_merge():
+    d = rir.parse(APNIC)
+    bl = sets.build([d], ["KR"])
+    assert [str(n) for n in bl.v6] == ["2001:220::/34"]       # two adjacent /35s
+    # 1.11/16 and 1.12/16 touch but are no single CIDR; 1.16/14 stands apart
+    assert bl.per_country["KR"] == (3, 1)
+
+
+def test_merge_across_countries_and_files_matches_oracle():
+    ds = [rir.parse(p) for p in (APNIC, LACNIC, AFRINIC)]
+    bl = sets.build(ds, ["CN", "KR", "BR", "ZA"])
+    ranges = [r for d in ds for cc in ("CN", "KR", "BR", "ZA") for r in d.v4.get(cc, ())]
+    assert [str(n) for n in bl.v4] == [str(n) for n in cidrs(ranges)]
+    ranges6 = [r for d in ds for cc in ("CN", "KR", "BR", "ZA") for r in d.v6.get(cc, ())]
+    assert [str(n) for n in bl.v6] == [str(n) for n in cidrs(ranges6, 6)]
+
+
+def test_crlf_line_endings(tmp_path):
+    p = tmp_path / "crlf"
+    p.write_bytes(open(APNIC, "rb").read().replace(b"\n", b"\r\n"))
+    assert rir.parse(str(p)).v4 == rir.parse(APNIC).v4
+
+
+HEADER = "2.3|test|20240101|{n}|20240101|20240101|+0000\n"
+GOOD = "test|KR|ipv4|10.0.0.0|256|20240101|allocated|X\n"
+
+MALFORMED = {
+    "too_few_fields": ("test|KR|ipv4|10.0.1.0|256\n", "at least 7"),
+    "bad_ipv4": ("test|KR|ipv4|10.0.1|256|20240101|allocated\n", "bad ipv4 start"),
+    "ipv4_count_zero": ("test|KR|ipv4|10.0.1.0|0|20240101|allocated\n", "out of range"),
+    "ipv4_count_text": ("test|KR|ipv4|10.0.1.0|lots|20240101|allocated\n", "host count"),
+    "ipv4_past_end": ("test|KR|ipv4|255.255.255.0|512|20240101|allocated\n", "out of range"),
+    "ipv6_prefix_129": ("test|KR|ipv6|2001:db8::|129|20240101|allocated\n", "out of range 0..128"),
+    "ipv6_misaligned": ("test|KR|ipv6|2001:db8:1::|16|20240101|allocated\n", "not on a /16 boundary"),
+    "ipv6_bad_address": ("test|KR|ipv6|2001:db8:::1|48|20240101|allocated\n", "bad ipv6 start"),
+    "unknown_status": ("test|KR|ipv4|10.0.1.0|256|20240101|stolen\n", "unknown status"),
+    "unknown_type": ("test|KR|ipv5|10.0.1.0|256|20240101|allocated\n", "unknown type"),
+    "lowercase_cc": ("test|kr|ipv4|10.0.1.0|256|20240101|allocated\n", "bad country code"),
+    "bad_date": ("test|KR|ipv4|10.0.1.0|256|2024-01-01|allocated\n", "bad date"),
+    "bad_asn": ("test|KR|asn|AS64512|1|20240101|allocated\n", "bad asn"),
+    "empty_registry": ("|KR|ipv4|10.0.1.0|256|20240101|allocated\n", "empty registry"),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_line_names_file_and_line(tmp_path, case):
+    line, words = MALFORMED[case]
+    p = tmp_path / "delegated-test"
+    p.write_text("# comment\n" + HEADER.format(n=3) + "\n" + GOOD + line + GOOD)
+    with pytest.raises(rir.DelegationError) as err:
+        rir.parse(str(p))
+    assert str(err.value).startswith(f"{p}:5: ")
+    assert words in str(err.value)
+
+
+def test_lenient_skips_and_counts(tmp_path):
+    p = tmp_path / "delegated-test"
+    p.write_text(HEADER.format(n=4) + GOOD + MALFORMED["bad_ipv4"][0] + MALFORMED["bad_date"][0]
+                 + "test|CN|ipv4|10.0.9.0|256|20240101|assigned|Y\n")
+    warnings = []
+    d = rir.parse(str(p), lenient=True, warn=warnings.append)
+    assert d.skipped == 2 and sorted(d.v4) == ["CN", "KR"]
+    assert [w.split(": ")[0] for w in warnings] == [f"{p}:3", f"{p}:4"]
+
+
+@pytest.mark.parametrize("first,words", [
+    ("test|KR|ipv4|10.0.0.0|256|20240101|allocated\n", "expected a version line"),
+    ("3|test|20240101|1|20240101|20240101|+0000\n", "version 2 or 2.3"),
+    ("2|test|20240101|many|20240101|20240101|+0000\n", "expected a version line"),
+])
+def test_bad_or_missing_version_line(tmp_path, first, words):
+    p = tmp_path / "delegated-test"
+    p.write_text("# c\n" + first + GOOD)
+    with pytest.raises(rir.DelegationError) as err:
+        rir.parse(str(p))
+    assert str(err.value).startswith(f"{p}:2: ") and words in str(err.value)
+
+
+def test_empty_file(tmp_path):
+    p = tmp_path / "delegated-empty"
+    p.write_text("# only comments\n")
+    with pytest.raises(rir.DelegationError, match="no version line"):
+        rir.parse(str(p))
+
+
+def test_truncated_file_caught_by_header_count(tmp_path):
+    p = tmp_path / "delegated-test"
+    lines = open(APNIC).read().splitlines(keepends=True)
+    p.write_text("".join(lines[:-3]))
+    with pytest.raises(rir.DelegationError, match=r"delegated-test:9: header says 17 records, file has 14"):
+        rir.parse(str(p))
+
+
+def test_summary_count_mismatch(tmp_path):
+    p = tmp_path / "delegated-test"
+    p.write_text(HEADER.format(n=1) + "test|*|ipv4|*|2|summary\n" + GOOD)
+    with pytest.raises(rir.DelegationError, match=r"delegated-test:2: summary says 2 ipv4 records, file has 1"):
+        rir.parse(str(p))
+
+
+# --- .md5 -------------------------------------------------------------------
+
+H = "07bd918ccf55978d9fd81fd9671cf440"
+
+
+@pytest.mark.parametrize("text", [
+    f"MD5 (delegated-apnic-latest) = {H}",
+    f"MD5 (delegated-apnic-latest) = {H}\n",
+    f"{H}  delegated-apnic-latest\n",
+    f"{H} *delegated-apnic-latest\n",
+    f"{H}  /pub/stats/apnic/delegated-apnic-latest\n",
+    f"{H.upper()}\n",
+    f"{'0' * 32}  other-file\n{H}  delegated-apnic-latest\n",
+])
+def test_md5_file_forms(text):
+    assert rir.expected_md5(text, "delegated-apnic-latest", "x.md5") == H
+
+
+@pytest.mark.parametrize("text,words", [
+    (f"MD5 (other-file) = {H}", "no MD5 for delegated-apnic-latest (it lists other-file)"),
+    ("<html>404 not found</html>", "x.md5:1: not an MD5 line"),
+    ("", "no MD5 for"),
+])
+def test_md5_file_errors(text, words):
+    with pytest.raises(rir.ChecksumError) as err:
+        rir.expected_md5(text, "delegated-apnic-latest", "x.md5")
+    assert words in str(err.value)
+
+
+# --- countries ----------------------------------------------------------------
+
+PRESENT = rir.parse(APNIC).countries
+
+
+def test_presets():
+    assert countries.choose([], ["krfilter"], PRESENT | {"CN"}) == ["CN", "KP", "KR"]
+    assert countries.PRESETS["v2"] == countries.PRESETS["krfilter"] + ("HK", "ID", "IN", "TW")
+    assert countries.PRESETS["v3"] == countries.PRESETS["v2"] + ("RU",)
+    everything = set(countries.PRESETS["v3"])
+    assert countries.choose(["jp"], ["v3"], everything | {"JP"})[-1] == "JP"
+
+
+def test_country_codes_normalised_and_deduplicated():
+    assert countries.choose(["kr, cn", "KR", " jp "], [], PRESENT) == ["KR", "CN", "JP"]
+
+
+@pytest.mark.parametrize("codes,presets,words", [
+    (["XX"], [], "XX: not an ISO 3166-1 alpha-2 country code"),
+    (["UK"], [], "GB"),
+    (["AP"], [], "Asia-Pacific region"),
+    (["KOR"], [], "KOR: not an ISO 3166"),
+    (["US"], [], "US has no allocated or assigned addresses"),
+    ([], ["v2"], "ID (from preset v2) has no allocated or assigned addresses"),
+    ([], ["v9"], "unknown preset"),
+    ([], [], "no countries chosen"),
+])
+def test_country_validation(codes, presets, words):
+    with pytest.raises(countries.CountryError) as err:
+        countries.choose(codes, presets, PRESENT)
+    assert words in str(err.value)
+
+
+# --- allow-list ---------------------------------------------------------------
+
+def test_allow_list_cut_out_of_both_families(tmp_path):
+    d = rir.parse(APNIC)
+    allow = sets.parse_allow(["1.11.5.0/24,1.16.0.1", "2001:220:1::/48"])
+    bl = sets.build([d], ["KR"], allow)
+    blocked4 = [ipaddress.ip_network(str(n)) for n in bl.v4]
+    assert not any(ipaddress.ip_address("1.11.5.7") in n for n in blocked4)
+    assert not any(ipaddress.ip_address("1.16.0.1") in n for n in blocked4)
+    assert any(ipaddress.ip_address("1.11.4.255") in n for n in blocked4)
+    assert any(ipaddress.ip_address("1.16.0.2") in n for n in blocked4)
+    assert sum(n.num_addresses for n in blocked4) == 65536 * 2 + 262144 - 256 - 1
+    blocked6 = [ipaddress.ip_network(str(n)) for n in bl.v6]
+    assert not any(ipaddress.ip_address("2001:220:1::1") in n for n in blocked6)
+    assert any(ipaddress.ip_address("2001:220:2::1") in n for n in blocked6)
+
+
+def test_allow_file(tmp_path):
+    f = tmp_path / "allow"
+    f.write_text("# office in Seoul\n1.11.5.0/24   # VPN\n\n2001:220:1::/48\n")
+    assert [str(n) for n in sets.read_allow_file(str(f))] == ["1.11.5.0/24", "2001:220:1::/48"]
+
+
+def test_bad_allow_file_line_is_config_error(tmp_path):
+    f = tmp_path / "allow"
+    f.write_text("1.11.5.0/24\n1.11.300.0/24\n")
+    out = tmp_path / "out"
+    res = krfilter("-c", "KR", "--allow-file", f, "-o", out, APNIC)
+    assert res.returncode == 78
+    assert f"{f}:2: '1.11.300.0/24' is not an IPv4/IPv6 address or CIDR" in res.stderr
+    assert not out.exists()
+
+
+# --- the command ------------------------------------------------------------
+
+def test_malformed_file_exits_65_and_keeps_previous_output(tmp_path):
+    bad = tmp_path / "delegated-bad"
+    bad.write_text(HEADER.format(n=2) + GOOD + MALFORMED["bad_ipv4"][0])
+    out = tmp_path / "krfilter.ipset"
+    out.write_text("previous good file\n")
+    res = krfilter("-c", "KR", "-o", out, APNIC, bad)
+    assert res.returncode == 65
+    assert f"{bad}:3: bad ipv4 start" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert out.read_text() == "previous good file\n"
+    assert sorted(os.listdir(tmp_path)) == ["delegated-bad", "krfilter.ipset"]     # no temp file left
+
+
+def test_lenient_option_on_command(tmp_path):
+    bad = tmp_path / "delegated-bad"
+    bad.write_text(HEADER.format(n=2) + GOOD + MALFORMED["bad_ipv4"][0])
+    res = krfilter("-c", "KR", "--lenient", "--format", "cidr", bad)
+    assert res.returncode == 0, res.stderr
+    assert "skipped 1 malformed" in res.stderr
+    assert res.stdout.splitlines()[-1] == "10.0.0.0/24"
+
+
+def test_missing_file_exits_66(tmp_path):
+    res = krfilter("-c", "KR", tmp_path / "nope")
+    assert res.returncode == 66 and "nope: cannot read" in res.stderr
+
+
+def test_unknown_country_exits_64():
+    res = krfilter("-c", "KR,RU", APNIC)
+    assert res.returncode == 64 and "RU has no allocated or assigned addresses" in res.stderr
+
+
+def test_no_input_and_empty_cache_exits_66(tmp_path):
+    res = krfilter("-c", "KR", "--cache", tmp_path)
+    assert res.returncode == 66 and "none cached" in res.stderr
+
+
+def test_output_is_deterministic_and_commented(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert krfilter("--preset", "krfilter", "-f", "nft", "-o", out, APNIC).returncode == 0
+    assert a.read_bytes() == b.read_bytes()
+    text = a.read_text()
+    assert "delegated-apnic-sample: apnic version 2, serial 20190912, data up to 20190911" in text
+    assert "Countries: CN KP KR" in text and "KP: 1 IPv4 prefixes, 0 IPv6 prefixes" in text
+
+
+def test_iptables_text_order():
+    res = krfilter("-c", "KR", "-f", "iptables", "--ports", "25,587", "--reject", "--log", APNIC)
+    rules = [l for l in res.stdout.splitlines() if l.startswith("-A KRFILTER ")]
+    assert rules[0] == "-A KRFILTER -i lo -j RETURN"
+    assert "ESTABLISHED,RELATED" in rules[1]
+    assert any("--dports 25,587" in r for r in rules[:6])
+    assert rules[-1].startswith("-A KRFILTER -s ")
+    assert "-A KRFILTER-DROP -p tcp -j REJECT --reject-with tcp-reset" in res.stdout
+    assert res.stdout.index("-j LOG") < res.stdout.index("-j REJECT")
+    assert not any(line.startswith("-A INPUT") for line in res.stdout.splitlines())
+
+
+def test_too_many_ports_is_usage_error():
+    res = krfilter("-c", "KR", "--ports", ",".join(str(p) for p in range(1, 17)), APNIC)
+    assert res.returncode == 2 and "at most 15 ports" in res.stderr
+
+
+def test_nft_empty_family_has_no_elements():
+    res = krfilter("-c", "HK", "-f", "nft", APNIC)
+    body = res.stdout.split("set block6 {")[1].split("}")[0]
+    assert "elements" not in body
+
+
+def test_cidr_list_parses():
+    res = krfilter("--preset", "krfilter", "-f", "cidr", APNIC)
+    nets = [ipaddress.ip_network(l) for l in res.stdout.splitlines() if not l.startswith("#")]
+    assert nets and all(n.version == 4 for n in nets[:3]) and nets[-1].version == 6
+
+
+def test_postfix_table_with_real_postmap(tmp_path):
+    """Postfix reads the table itself: postmap -q answers for a KR address
+    and has nothing for an allowed or unlisted one."""
+    postmap = "/usr/sbin/postmap"
+    assert os.path.exists(postmap), "postfix is not installed; run contrib/bootstrap.sh"
+    table = tmp_path / "krfilter.cidr"
+    res = krfilter("-c", "KR", "--allow", "1.11.5.0/24", "-f", "postfix", "-o", table, APNIC)
+    assert res.returncode == 0, res.stderr
+
+    def q(addr):
+        return subprocess.run([postmap, "-q", addr, f"cidr:{table}"], capture_output=True, text=True).stdout.strip()
+    assert q("1.11.4.1") == writers.Options.postfix_action
+    assert q("2001:220:1fff::1") == writers.Options.postfix_action
+    assert q("1.11.5.9") == ""
+    assert q("1.0.16.1") == ""          # JP
+
+
+def test_list_countries():
+    res = krfilter("--list-countries", APNIC, LACNIC)
+    assert res.returncode == 0
+    lines = {l.split()[0]: l for l in res.stdout.splitlines()}
+    assert "KR" in lines and "BR" in lines and "not an ISO 3166 country" in lines["AP"]
+
+
+def test_help_teaches():
+    res = krfilter("--help")
+    assert res.returncode == 0
+    for word in ("examples:", "--preset", "ipset restore", "nft -f", "check_client_access", "exit status"):
+        assert word in res.stdout
