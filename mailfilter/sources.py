@@ -1,0 +1,232 @@
+"""Where does the spam come from? The first external relay of each message,
+mapped to a country with the RIR delegation data, counted by country and /24.
+
+The first external relay is the last address we can believe: reading the
+Received: headers from the newest (added by our own server) down, every hop
+whose client is our own or trusted is passed over, and the first client that
+is not is the host that handed the message to us. Anything below it can be
+forged by that host, so it is never looked at.
+"""
+
+import bisect
+import ipaddress
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .mailsource import messages
+
+# Never a relay on the Internet: ours, or not routable. Exactly these blocks
+# (not ipaddress's is_private, which also covers documentation space).
+_ALWAYS_TRUSTED = [ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+    "172.16.0.0/12", "192.168.0.0/16", "::1/128", "::/128", "fc00::/7", "fe80::/10",
+)]
+
+# An address in a Received "from" clause: [1.2.3.4], [IPv6:2001:db8::1] or
+# qmail's bare (1.2.3.4). The last one wins: the HELO name comes first and
+# may itself be an address literal; the connecting address follows it.
+_ADDR = re.compile(r"[\[(](?:IPv6:)?([0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*)[\])]")
+
+
+class TrustError(Exception):
+    pass
+
+
+def parse_trust(values, where="--trust"):
+    nets = []
+    for value in values:
+        for item in value.replace(",", " ").split():
+            try:
+                nets.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise TrustError(f"{where}: {item!r} is not an address or CIDR") from None
+    return nets
+
+
+def read_trust_file(path):
+    nets = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            text = line.split("#", 1)[0].strip()
+            if text:
+                nets += parse_trust([text], f"{path}:{lineno}")
+    return nets
+
+
+def _header_bytes(raw: bytes) -> bytes:
+    # Only the header matters, and mail-parser is much faster without bodies.
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(sep)
+        if end >= 0:
+            return raw[:end + len(sep)]
+    return raw + b"\n\n"
+
+
+def hop_address(clause: str):
+    for text in reversed(_ADDR.findall(clause or "")):
+        try:
+            return ipaddress.ip_address(text)
+        except ValueError:
+            continue
+    return None
+
+
+def first_external(hops, trusted):
+    """(address, None) or (None, why) from mail-parser's received hops."""
+    seen_any = False
+    for hop in sorted(hops, key=lambda h: h.get("hop", 0), reverse=True):
+        addr = hop_address(hop.get("from", ""))
+        if addr is None:
+            continue                        # local pickup, LMTP, "by" only: no client to judge
+        seen_any = True
+        if addr.version == 6 and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        if any(addr in net for net in trusted):
+            continue
+        return addr, None
+    return None, ("only trusted hops" if seen_any else "no client address in Received headers")
+
+
+class CountryLookup:
+    def __init__(self, delegations):
+        from .netblock.sets import country_index
+        self.tables = country_index(delegations)
+        self.starts = [[row[0] for row in table] for table in self.tables]
+
+    def __call__(self, addr) -> str:
+        i = 0 if addr.version == 4 else 1
+        n = int(addr)
+        pos = bisect.bisect_right(self.starts[i], n) - 1
+        if pos >= 0:
+            first, last, cc = self.tables[i][pos]
+            if first <= n <= last:
+                return cc
+        return "??"
+
+
+@dataclass
+class Tally:
+    messages: int = 0
+    countries: Counter = field(default_factory=Counter)
+    networks: Counter = field(default_factory=Counter)   # (network, cc)
+    unknown: Counter = field(default_factory=Counter)    # reason -> messages without a relay
+
+    @property
+    def relays(self):
+        return sum(self.countries.values())
+
+
+def tally(paths, lookup, trusted) -> Tally:
+    import mailparser
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
+    t = Tally()
+    for path in paths:
+        for _name, raw in messages(path):
+            t.messages += 1
+            hops = mailparser.parse_from_bytes(_header_bytes(raw)).received
+            if not hops:
+                t.unknown["no Received header"] += 1
+                continue
+            addr, why = first_external(hops, trusted)
+            if addr is None:
+                t.unknown[why] += 1
+                continue
+            cc = lookup(addr)
+            t.countries[cc] += 1
+            net = ipaddress.ip_network(f"{addr}/{24 if addr.version == 4 else 48}", strict=False)
+            t.networks[(net, cc)] += 1
+    return t
+
+
+def _pct(n, total):
+    return f"{100.0 * n / total:5.1f}%" if total else "    -"
+
+
+def render(spam: Tally, ham: Tally | None, top: int, suggest: float | None, sources: str):
+    """The report text, plus the warnings to log."""
+    out, warnings = [], []
+    total = spam.relays
+    out.append(f"{spam.messages} spam messages, {total} with an external relay "
+               f"(countries from {sources})")
+    for why, n in sorted(spam.unknown.items()):
+        out.append(f"  {n} without one: {why}")
+    if ham:
+        out.append(f"{ham.messages} ham messages, {ham.relays} with an external relay")
+    out.append("")
+    out.append("by country:" + ("                 ham" if ham else ""))
+    by_count = sorted(spam.countries.items(), key=lambda kv: (-kv[1], kv[0]))
+    for cc, n in by_count:
+        line = f"  {cc}  {n:7d}  {_pct(n, total)}"
+        if ham:
+            h = ham.countries.get(cc, 0)
+            line += f"   {h:7d}  {_pct(h, ham.relays)}"
+        out.append(line)
+    out.append("")
+    out.append(f"by network (IPv4 /24, IPv6 /48), top {top}:")
+    ranked = sorted(spam.networks.items(), key=lambda kv: (-kv[1], kv[0][0].version, kv[0][0]))
+    for (net, cc), n in ranked[:top]:
+        out.append(f"  {str(net):<22} {cc}  {n:7d}  {_pct(n, total)}")
+    if suggest is not None:
+        chosen = [cc for cc, n in by_count
+                  if cc != "??" and total and 100.0 * n / total >= suggest]
+        out.append("")
+        if chosen:
+            out.append(f"suggested (countries sending at least {suggest:g}% of the spam):")
+            out.append(f"  mailfilter krfilter --countries {','.join(chosen)}")
+        else:
+            out.append(f"no country sends at least {suggest:g}% of the spam; nothing to suggest")
+        for cc in chosen:
+            h = ham.countries.get(cc, 0) if ham else 0
+            if h:
+                warnings.append(f"warning: {cc} also sent {h} of your {ham.relays} ham messages "
+                                f"({100.0 * h / ham.relays:.1f}%); blocking {cc} refuses them too")
+        out += [f"  {w}" for w in warnings]
+        if ham is None and chosen:
+            out.append("  (give --ham FOLDER to see whether these countries also send you ham)")
+    return "\n".join(out) + "\n", warnings
+
+
+def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_files=(),
+        top=20, suggest=None, lenient=False) -> int:
+    import os
+    import sys
+
+    from . import exitcodes
+    from .log import report
+    from .netblock import inputs
+
+    try:
+        trusted = _ALWAYS_TRUSTED + parse_trust(trust)
+        for path in trust_files:
+            trusted += read_trust_file(path)
+    except TrustError as err:
+        report(str(err))
+        return exitcodes.USAGE if str(err).startswith("--") else exitcodes.CONFIG
+    except OSError as err:
+        report(f"cannot read trust file: {err}")
+        return exitcodes.NOINPUT
+    for path in list(spam_paths) + list(ham_paths):
+        if not os.path.exists(path):
+            report(f"{path}: no such Maildir, mbox or directory")
+            return exitcodes.NOINPUT
+    try:
+        delegations = inputs.load(rir_files, cache_dir=cache_dir, lenient=lenient,
+                                  warn=lambda m: report(m, 4))
+    except inputs.InputError as err:
+        report(str(err))
+        return err.code
+    lookup = CountryLookup(delegations)
+    try:
+        spam = tally(spam_paths, lookup, trusted)
+        ham = tally(ham_paths, lookup, trusted) if ham_paths else None
+    except OSError as err:
+        report(f"cannot read mail: {err}")
+        return exitcodes.NOINPUT
+    names = ", ".join(os.path.basename(d.path) for d in delegations)
+    text, warnings = render(spam, ham, top, suggest, names)
+    sys.stdout.write(text)
+    for w in warnings:
+        report(w, 4)
+    return exitcodes.OK
