@@ -1,0 +1,51 @@
+"""`mailfilter submission`: Postfix submission (587) and submissions (465) set-up."""
+
+import argparse
+
+DESCRIPTION = """\
+Set up Postfix so your own users can send mail from anywhere, even behind
+ISPs that block outbound port 25 (OP25B): `submission` on port 587 with
+STARTTLS required (RFC 6409) and `submissions` on port 465 with implicit TLS
+(RFC 8314, recommended). Both accept mail only from clients that logged in
+with SASL over TLS, and reject everything else, so they are never an open
+relay:
+
+  syslog_name=postfix/submission(s)      smtpd_tls_security_level=encrypt
+  smtpd_tls_wrappermode=yes (465 only)   smtpd_sasl_auth_enable=yes
+  smtpd_tls_auth_only=yes                milter_macro_daemon_name=ORIGINATING
+  smtpd_client_restrictions, smtpd_relay_restrictions and
+  smtpd_recipient_restrictions = permit_sasl_authenticated,reject
+
+By default nothing is changed: it prints the `postconf -M` / `postconf -P`
+commands and the master.cf diff they make (computed by running them on a
+scratch copy). With --apply it runs them through postconf itself, after a
+backup (master.cf.mailfilter-DATE); a second run finds nothing to do. A
+master.cf that Postfix cannot read, or that defines a service twice, is
+refused. It also checks /etc/services and main.cf (TLS certificate) and
+says what is missing."""
+
+EPILOG = """\
+examples:
+  mailfilter submission                       # show what would change in /etc/postfix
+  mailfilter submission --apply && postfix check && postfix reload
+  mailfilter submission --config-dir /etc/postfix-out --apply
+  mailfilter submission --chroot n            # the chroot column (default: as smtp/inet)
+
+exit status: 0 ok (or nothing to do), 73 cannot write, 78 master.cf refused or
+postconf failed (master.cf is restored from the backup).
+"""
+
+
+def main(argv, prog) -> int:
+    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-dir", "-c", metavar="DIR",
+                   help="Postfix configuration directory (default /etc/postfix)")
+    p.add_argument("--apply", action="store_true", help="change master.cf (after a backup) instead of printing")
+    p.add_argument("--chroot", choices=["y", "n", "-"],
+                   help="master.cf chroot column for the new services (default: the same as smtp/inet)")
+    p.add_argument("--services-file", default="/etc/services", metavar="FILE", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    from ..submission import run
+    return run(config_dir=args.config_dir or "/etc/postfix", explicit_dir=bool(args.config_dir),
+               apply=args.apply, chroot=args.chroot, services_file=args.services_file)

@@ -1,0 +1,247 @@
+"""Postfix mail submission for your own users: `submission` (587, STARTTLS
+required, RFC 6409) and `submissions` (465, implicit TLS, RFC 8314).
+
+Both services accept mail only from clients that authenticated with SASL
+over TLS, so neither can ever be an open relay. master.cf is only ever
+changed through `postconf -M` / `postconf -P`, which parse it as Postfix
+does and rewrite it atomically; we compare what postconf reads back with
+what we want, so a second run finds nothing to do.
+"""
+
+import datetime
+import difflib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+
+ONLY_AUTHENTICATED = "permit_sasl_authenticated,reject"
+_COMMON = [
+    ("smtpd_tls_security_level", "encrypt"),
+    ("smtpd_sasl_auth_enable", "yes"),
+    ("smtpd_tls_auth_only", "yes"),
+    # Evaluated at RCPT time (smtpd_delay_reject=yes), so SASL has happened by then.
+    ("smtpd_client_restrictions", ONLY_AUTHENTICATED),
+    ("smtpd_relay_restrictions", ONLY_AUTHENTICATED),
+    ("smtpd_recipient_restrictions", ONLY_AUTHENTICATED),
+    # Milters (DKIM signers) treat this mail as outgoing, not incoming.
+    ("milter_macro_daemon_name", "ORIGINATING"),
+]
+SERVICES = {
+    "submission": {"port": 587, "params": [("syslog_name", "postfix/submission")] + _COMMON},
+    "submissions": {"port": 465, "params": [("syslog_name", "postfix/submissions"),
+                                            ("smtpd_tls_wrappermode", "yes")] + _COMMON},
+}
+
+
+class PostfixError(Exception):
+    pass
+
+
+def _postconf(config_dir, *args):
+    cmd = ["postconf", "-c", config_dir, *args]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise PostfixError("postconf not found: install Postfix (apt-get install postfix)") from None
+    return res
+
+
+def _explain(config_dir, stderr):
+    """postconf's fatal message as `master.cf:LINE: what`, finding the line
+    ourselves when postconf quotes the entry instead of numbering it."""
+    master = os.path.join(config_dir, "master.cf")
+    fatal = [l for l in stderr.splitlines() if "fatal:" in l] or stderr.strip().splitlines() or ["failed"]
+    msg = fatal[-1].split("fatal: ", 1)[-1]
+    m = re.match(r"file (\S+): line (\d+): (.*)", msg)
+    if m:
+        return f"{m.group(1)}:{m.group(2)}: {m.group(3)}"
+    quoted = re.search(r'in "([^"]+)"', msg)
+    if quoted and os.path.exists(master):
+        words = quoted.group(1).split()
+        with open(master, encoding="utf-8", errors="replace") as fh:
+            for lineno, line in enumerate(fh, 1):
+                if line.split()[:len(words)] == words:
+                    return f"{master}:{lineno}: {msg}"
+    return f"{master}: {msg}"
+
+
+def read_master(config_dir):
+    """{(name, type): [fields]} as Postfix reads master.cf; raises PostfixError
+    if Postfix itself would refuse the file, or it defines a service twice."""
+    for name in ("main.cf", "master.cf"):
+        if not os.path.isfile(os.path.join(config_dir, name)):
+            raise PostfixError(f"{os.path.join(config_dir, name)}: missing; is {config_dir} a Postfix config directory?")
+    res = _postconf(config_dir, "-M")
+    if res.returncode != 0:
+        raise PostfixError(f"{_explain(config_dir, res.stderr)}; refusing to edit a master.cf Postfix cannot read")
+    services = {}
+    for line in res.stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        key = (fields[0], fields[1])
+        if key in services:
+            raise PostfixError(f"{config_dir}/master.cf: service {key[0]}/{key[1]} is defined twice; "
+                               "refusing to guess which one to edit")
+        services[key] = fields
+    return services
+
+
+def read_params(config_dir, name):
+    res = _postconf(config_dir, "-P", f"{name}/inet")
+    params = {}
+    for line in res.stdout.splitlines():
+        key, _, value = line.partition(" = ")
+        params[key.split("/", 2)[2]] = value
+    return params
+
+
+def plan(config_dir, chroot=None):
+    """The postconf arguments that bring master.cf to what we want, in order."""
+    services = read_master(config_dir)
+    if chroot is None:
+        smtp = services.get(("smtp", "inet"))
+        chroot = smtp[4] if smtp else "-"
+    steps = []
+    for name, spec in SERVICES.items():
+        entry = [name, "inet", "n", "-", chroot, "-", "-", "smtpd"]
+        current = services.get((name, "inet"))
+        have = read_params(config_dir, name) if current else {}
+        if current is None or current[2:8] != entry[2:8] or current[8:] and _has_args(current):
+            steps.append(("-M", f"{name}/inet={' '.join(entry)}"))
+            # -M replaces the whole entry: carry the admin's own -o settings over.
+            keep = {k: v for k, v in have.items() if k not in dict(spec["params"])}
+            have = {}
+            steps += [("-P", f"{name}/inet/{k}={v}") for k, v in keep.items()]
+        for key, value in spec["params"]:
+            if have.get(key) != value:
+                steps.append(("-P", f"{name}/inet/{key}={value}"))
+    return steps
+
+
+def _has_args(fields):
+    # postconf -M shows -o settings inline; anything else after the command is foreign.
+    args = fields[8:]
+    i = 0
+    while i < len(args):
+        if args[i] == "-o" and i + 1 < len(args):
+            i += 2
+            continue
+        return True
+    return False
+
+
+def shell_commands(steps, config_dir, explicit_dir):
+    prefix = ["postconf"] + (["-c", config_dir] if explicit_dir else [])
+    return [shlex.join(prefix + [flag, arg]) for flag, arg in steps]
+
+
+def apply_steps(config_dir, steps):
+    for flag, arg in steps:
+        res = _postconf(config_dir, flag, arg)
+        if res.returncode != 0:
+            raise PostfixError(f"postconf {flag} {arg}: {res.stderr.strip()}")
+
+
+def preview_diff(config_dir, steps):
+    """Apply to a scratch copy and diff master.cf: the diff postconf itself makes."""
+    master = os.path.join(config_dir, "master.cf")
+    with tempfile.TemporaryDirectory(prefix="mailfilter-submission.") as scratch:
+        for name in ("main.cf", "master.cf"):
+            shutil.copy2(os.path.join(config_dir, name), scratch)
+        apply_steps(scratch, steps)
+        with open(master, encoding="utf-8", errors="replace") as a, \
+                open(os.path.join(scratch, "master.cf"), encoding="utf-8", errors="replace") as b:
+            return "".join(difflib.unified_diff(a.readlines(), b.readlines(), master, master + " (after)"))
+
+
+def backup(config_dir):
+    master = os.path.join(config_dir, "master.cf")
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = f"{master}.mailfilter-{stamp}"
+    n = 1
+    while os.path.exists(path):
+        n += 1
+        path = f"{master}.mailfilter-{stamp}.{n}"
+    shutil.copy2(master, path)
+    return path
+
+
+def services_file_problems(path="/etc/services"):
+    """What /etc/services lacks for the service names in master.cf."""
+    found = set()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) >= 2:
+                    for name in [fields[0]] + fields[2:]:
+                        found.add((name, fields[1]))
+    except OSError as err:
+        return [f"cannot read {path}: {err.strerror or err}"]
+    missing = []
+    for name, spec in SERVICES.items():
+        if (name, f"{spec['port']}/tcp") not in found:
+            missing.append(f"{path} has no '{name} {spec['port']}/tcp': Postfix cannot resolve the "
+                           f"service name; add the line:  {name}\t{spec['port']}/tcp")
+    return missing
+
+
+def main_cf_warnings(config_dir):
+    res = _postconf(config_dir, "-h", "smtpd_tls_cert_file", "smtpd_tls_chain_files", "smtpd_delay_reject")
+    values = (res.stdout.splitlines() + ["", "", ""])[:3]
+    warnings = []
+    if not values[0].strip() and not values[1].strip():
+        warnings.append("main.cf sets no smtpd_tls_cert_file or smtpd_tls_chain_files: "
+                        "clients cannot start TLS, so submission cannot be used until a certificate is set")
+    if values[2].strip() == "no":
+        warnings.append("main.cf has smtpd_delay_reject = no: smtpd_client_restrictions would reject "
+                        "every client before it can authenticate; set it to yes")
+    return warnings
+
+
+def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
+        services_file="/etc/services", out=print, warn=None) -> int:
+    from . import exitcodes
+    from .log import info, report
+    warn = warn or (lambda m: report(m, 4))
+    try:
+        steps = plan(config_dir, chroot)
+        for problem in services_file_problems(services_file):
+            warn(problem)
+        for w in main_cf_warnings(config_dir):
+            warn(w)
+        if not steps:
+            out(f"{config_dir}/master.cf already has submission and submissions as wanted; nothing to change")
+            return exitcodes.OK
+        if not apply:
+            out("# the commands (run them, or run again with --apply):")
+            for cmd in shell_commands(steps, config_dir, explicit_dir):
+                out(cmd)
+            out("")
+            out("# what they change:")
+            out(preview_diff(config_dir, steps).rstrip("\n"))
+            return exitcodes.OK
+        saved = backup(config_dir)
+        try:
+            apply_steps(config_dir, steps)
+            left = plan(config_dir, chroot)
+        except PostfixError:
+            shutil.copy2(saved, os.path.join(config_dir, "master.cf"))
+            raise
+        if left:
+            shutil.copy2(saved, os.path.join(config_dir, "master.cf"))
+            raise PostfixError(f"after applying, postconf still differs ({left[0][1]}); restored {saved}")
+        info(f"{config_dir}/master.cf: submission (587) and submissions (465) set; backup {saved}")
+        out(f"changed {config_dir}/master.cf ({len(steps)} postconf edits); backup: {saved}")
+        out("now: postfix check && postfix reload")
+        return exitcodes.OK
+    except PostfixError as err:
+        report(str(err))
+        return exitcodes.CONFIG
+    except OSError as err:
+        report(f"{config_dir}: {err.strerror or err}")
+        return exitcodes.CANTCREAT if apply else exitcodes.NOINPUT

@@ -1,0 +1,187 @@
+"""`mailfilter submission` against Debian's real postconf, on scratch
+configuration directories; results read back with `postconf -c DIR -Mf/-P`."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+WANT = {
+    "submission": {
+        "syslog_name": "postfix/submission", "smtpd_tls_security_level": "encrypt",
+        "smtpd_sasl_auth_enable": "yes", "smtpd_tls_auth_only": "yes",
+        "smtpd_client_restrictions": "permit_sasl_authenticated,reject",
+        "smtpd_relay_restrictions": "permit_sasl_authenticated,reject",
+        "smtpd_recipient_restrictions": "permit_sasl_authenticated,reject",
+        "milter_macro_daemon_name": "ORIGINATING"},
+}
+WANT["submissions"] = dict(WANT["submission"], syslog_name="postfix/submissions", smtpd_tls_wrappermode="yes")
+
+
+def postconf(confdir, *args):
+    exe = shutil.which("postconf") or "/usr/sbin/postconf"
+    assert os.path.exists(exe), "postfix is not installed; run contrib/bootstrap.sh (apt-get install postfix)"
+    return subprocess.run([exe, "-c", str(confdir), *args], capture_output=True, text=True, check=True).stdout
+
+
+def submission(*args):
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "mailfilter", "submission", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture
+def confdir(tmp_path):
+    d = tmp_path / "postfix"
+    d.mkdir()
+    for name, dist in (("main.cf", "main.cf.dist"), ("master.cf", "master.cf.dist")):
+        for src in (f"/usr/share/postfix/{dist}", f"/etc/postfix/{name}"):
+            if os.path.exists(src):
+                shutil.copy(src, d / name)
+                break
+        else:
+            pytest.fail(f"no Postfix {name} template: install postfix (contrib/bootstrap.sh)")
+    with open(d / "main.cf", "a") as fh:
+        fh.write("\nsmtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem\n")
+    return d
+
+
+@pytest.fixture
+def services(tmp_path):
+    f = tmp_path / "services"
+    f.write_text("smtp\t\t25/tcp\t\tmail\nsubmissions\t465/tcp\t\tssmtp smtps urd\nsubmission\t587/tcp\n")
+    return f
+
+
+def backups(d):
+    return sorted(p for p in os.listdir(d) if p.startswith("master.cf.mailfilter-"))
+
+
+def read_back(d):
+    entries = {}
+    for name in WANT:
+        line = postconf(d, "-M", f"{name}/inet").split()
+        params = {}
+        for row in postconf(d, "-P", f"{name}/inet").splitlines():
+            key, _, value = row.partition(" = ")
+            params[key.split("/", 2)[2]] = value
+        entries[name] = (line[:8], params)
+    return entries
+
+
+def test_default_prints_commands_and_diff_and_changes_nothing(confdir, services):
+    before = (confdir / "master.cf").read_bytes()
+    res = submission("--config-dir", confdir, "--services-file", services)
+    assert res.returncode == 0, res.stderr
+    assert f"postconf -c {confdir} -M 'submission/inet=submission inet n - y - - smtpd'" in res.stdout
+    assert f"postconf -c {confdir} -P submissions/inet/smtpd_tls_wrappermode=yes" in res.stdout
+    assert "+    -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject" in res.stdout
+    assert (confdir / "master.cf").read_bytes() == before and backups(confdir) == []
+    assert res.stderr == ""
+
+
+def test_printed_commands_do_what_apply_does(confdir, services, tmp_path):
+    by_hand = tmp_path / "by-hand"
+    shutil.copytree(confdir, by_hand)
+    res = submission("--config-dir", by_hand, "--services-file", services)
+    commands = [l for l in res.stdout.splitlines() if l.startswith("postconf ")]
+    subprocess.run(["bash", "-euc", "\n".join(commands)], check=True)
+    assert submission("--config-dir", confdir, "--apply", "--services-file", services).returncode == 0
+    assert (by_hand / "master.cf").read_text() == (confdir / "master.cf").read_text()
+
+
+def test_apply_backup_and_idempotence(confdir, services):
+    original = (confdir / "master.cf").read_bytes()
+    res = submission("--config-dir", confdir, "--apply", "--services-file", services)
+    assert res.returncode == 0, res.stderr
+    entries = read_back(confdir)
+    for name, params in WANT.items():
+        fields, got = entries[name]
+        assert fields == [name, "inet", "n", "-", "y", "-", "-", "smtpd"]
+        assert got == params
+    (saved,) = backups(confdir)
+    assert (confdir / saved).read_bytes() == original
+    assert f"backup: {confdir}/{saved}" in res.stdout
+
+    after = (confdir / "master.cf").read_bytes()
+    again = submission("--config-dir", confdir, "--apply", "--services-file", services)
+    assert again.returncode == 0 and "nothing to change" in again.stdout
+    assert (confdir / "master.cf").read_bytes() == after
+    assert backups(confdir) == [saved]
+
+
+def test_existing_entry_is_corrected_and_admin_settings_kept(confdir, services):
+    postconf(confdir, "-M", "submission/inet=submission inet n - n - - smtpd")
+    postconf(confdir, "-P", "submission/inet/smtpd_tls_security_level=may",
+             "submission/inet/smtpd_recipient_restrictions=permit_mynetworks,permit",   # an open relay
+             "submission/inet/smtpd_sasl_type=dovecot")
+    res = submission("--config-dir", confdir, "--apply", "--chroot", "n", "--services-file", services)
+    assert res.returncode == 0, res.stderr
+    fields, params = read_back(confdir)["submission"]
+    assert fields[4] == "n"
+    assert params == dict(WANT["submission"], smtpd_sasl_type="dovecot")
+
+
+def test_chroot_column_follows_smtp(confdir, services):
+    postconf(confdir, "-M", "smtp/inet=smtp inet n - n - - smtpd")
+    assert submission("-c", confdir, "--apply", "--services-file", services).returncode == 0
+    assert read_back(confdir)["submissions"][0][4] == "n"
+
+
+@pytest.mark.parametrize("bad,words", [
+    ("bogus line here\n", "master.cf:{n}: bad field count"),
+    ("smtp2 inet q - y - - smtpd\n", "master.cf:{n}: invalid private field"),
+])
+def test_bad_master_cf_is_refused(confdir, services, bad, words):
+    master = confdir / "master.cf"
+    with open(master, "a") as fh:
+        fh.write(bad)
+    n = len(master.read_text().splitlines())
+    before = master.read_bytes()
+    res = submission("--config-dir", confdir, "--apply", "--services-file", services)
+    assert res.returncode == 78
+    assert words.format(n=n) in res.stderr and "refusing to edit" in res.stderr
+    assert master.read_bytes() == before and backups(confdir) == []
+
+
+def test_service_defined_twice_is_refused(confdir, services):
+    with open(confdir / "master.cf", "a") as fh:
+        fh.write("submission inet n - y - - smtpd\nsubmission inet n - n - - smtpd\n")
+    res = submission("--config-dir", confdir, "--apply", "--services-file", services)
+    assert res.returncode == 78 and "submission/inet is defined twice" in res.stderr
+
+
+def test_missing_config_dir(tmp_path):
+    res = submission("--config-dir", tmp_path, "--apply")
+    assert res.returncode == 78 and "main.cf: missing" in res.stderr
+
+
+def test_etc_services_check(confdir, tmp_path):
+    f = tmp_path / "services"
+    f.write_text("smtp\t\t25/tcp\t\tmail\nsubmission\t587/tcp\n")
+    res = submission("--config-dir", confdir, "--services-file", f)
+    assert res.returncode == 0
+    assert f"{f} has no 'submissions 465/tcp'" in res.stderr
+    assert "add the line:  submissions\t465/tcp" in res.stderr
+    assert "'submission 587/tcp'" not in res.stderr
+    # Debian's own file has both (an alias counts too).
+    real = submission("--config-dir", confdir)
+    assert "/etc/services has no" not in real.stderr
+
+
+def test_main_cf_warnings(confdir, services):
+    with open(confdir / "main.cf", "a") as fh:
+        fh.write("smtpd_tls_cert_file =\nsmtpd_delay_reject = no\n")
+    res = submission("--config-dir", confdir, "--services-file", services)
+    assert "no smtpd_tls_cert_file" in res.stderr and "smtpd_delay_reject = no" in res.stderr
+
+
+def test_help_teaches():
+    res = submission("--help")
+    assert res.returncode == 0
+    for word in ("RFC 6409", "RFC 8314", "--apply", "examples:", "permit_sasl_authenticated,reject"):
+        assert word in res.stdout
