@@ -201,8 +201,11 @@ def run_mailbox(box, args) -> int:
             log.debug("%s: scan: %d handled, %d waiting", box.name, result.handled, result.waiting)
             if trainer.prepared:
                 try:
-                    watcher.watch(trainer.watch_paths())
+                    armed = watcher.watch(trainer.watch_paths())
                     watch_failed = False
+                    if armed:
+                        log.info("%s: watching %s", box.name, ", ".join(trainer.watch_paths()))
+                        continue        # look once more: something may have come before the watch
                 except OSError as err:
                     # e.g. fs.inotify.max_user_instances reached for a shared vmail uid
                     if not watch_failed:

@@ -24,6 +24,7 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
+from itertools import zip_longest
 
 from mailfilter.classifier import format_pr
 from mailfilter.learning import learn_messages
@@ -166,6 +167,11 @@ class Trainer:
                         result.waiting += 1
                         continue
                     entries.append((key, label))
+        # Alternate spam and good, as `mailfilter train` does: an online learner
+        # fed a long run of one kind drifts on the features both kinds share.
+        spam = [e for e in entries if e[1] == "spam"]
+        good = [e for e in entries if e[1] == "good"]
+        entries = [e for pair in zip_longest(spam, good) for e in pair if e is not None]
         # Forget files that are gone (filed by someone, expunged, renamed).
         for table in (self._refused, self._not_before):
             for key in [k for k in table if k not in present]:

@@ -26,6 +26,17 @@ import time
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
+try:
+    # watchdog holds each IN_MOVED_FROM for 0.5 s to pair it with its
+    # IN_MOVED_TO, and everything queued behind it waits too. Every message we
+    # file is a MOVED_FROM out of a watched folder, so the next message the
+    # user moves would wait half a second for nothing: we never use the pairs
+    # (any event means "look again"), so don't hold them.
+    from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    InotifyMoveEventGrouper.delay = 0
+except ImportError:         # pragma: no cover - older watchdog: only slower
+    pass
+
 # After a first event, wait until the folder has been quiet this long (or the
 # first event is MAX_DELAY old) so a burst is handled in one batch.
 QUIET = 0.1
@@ -108,8 +119,8 @@ class FolderWatcher:
     def _overflowed(self):
         self.overflows += 1
 
-    def watch(self, paths) -> None:
-        """Watch exactly these directories; re-arm if any was replaced since."""
+    def watch(self, paths) -> bool:
+        """Watch exactly these directories; re-arm if any was replaced since. True if (re)armed."""
         identity = {}
         for path in paths:
             try:
@@ -118,7 +129,7 @@ class FolderWatcher:
             except OSError:
                 identity[path] = None
         if identity == self.watched and self.observer is not None and self.observer.is_alive():
-            return
+            return False
         self.stop()
         self.observer = Observer()
         handler = _Handler(self.waker)
@@ -128,9 +139,11 @@ class FolderWatcher:
         self.observer.daemon = True
         self.observer.start()
         self.watched = identity
+        return True
 
     def stop(self) -> None:
         if self.observer is not None:
-            self.observer.stop()
-            self.observer.join(timeout=5)
+            if self.observer.is_alive():
+                self.observer.stop()
+                self.observer.join(timeout=5)
             self.observer = None
