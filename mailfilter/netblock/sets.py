@@ -68,10 +68,11 @@ def build(delegations, countries, allow=()) -> Blocklist:
             bl.per_country[cc] = (len(merged), n6) if version == 4 else (n4, len(merged))
             everything.extend(merged)
         # Countries can be adjacent, so merge again across them.
-        blocked = IPSet(everything)
         if allow_set:
-            blocked -= allow_set
-        setattr(bl, attr, list(blocked.iter_cidrs()))
+            blocked = list((IPSet(everything) - allow_set).iter_cidrs())
+        else:
+            blocked = cidr_merge(everything)
+        setattr(bl, attr, blocked)
     return bl
 
 
