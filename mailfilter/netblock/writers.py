@@ -52,11 +52,15 @@ def _header(bl, fmt, load_hint, comment="#"):
     lines.append(f"{c} Countries: {' '.join(bl.countries)}")
     for cc in bl.countries:
         n4, n6 = bl.per_country.get(cc, (0, 0))
-        lines.append(f"{c}   {cc}: {n4} IPv4 prefixes, {n6} IPv6 prefixes (merged)")
+        lines.append(f"{c}   {cc}: {_n(n4, 'IPv4 prefix')}, {_n(n6, 'IPv6 prefix')} (merged)")
     if bl.allow:
         lines.append(f"{c} Never blocked (allow-list): {' '.join(str(n) for n in bl.allow)}")
     lines.append(f"{c} Total after merging across countries: {len(bl.v4)} IPv4, {len(bl.v6)} IPv6 prefixes")
     return lines
+
+
+def _n(count, noun):
+    return f"{count} {noun}{'' if count == 1 else 'es'}"
 
 
 def _iptables_prelude(opts, family):

@@ -302,7 +302,7 @@ def test_output_is_deterministic_and_commented(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     text = a.read_text()
     assert "delegated-apnic-sample: apnic version 2, serial 20190912, data up to 20190911" in text
-    assert "Countries: CN KP KR" in text and "KP: 1 IPv4 prefixes, 0 IPv6 prefixes" in text
+    assert "Countries: CN KP KR" in text and "KP: 1 IPv4 prefix, 0 IPv6 prefixes" in text
 
 
 def test_iptables_text_order():
