@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retry a message that could not be filed or learned after this long (default 30)")
     p.add_argument("--summary", type=_seconds, default=3600.0, metavar="SECONDS",
                    help="log a summary this often when something happened (default 3600)")
+    p.add_argument("--batch", type=_count, default=200, metavar="N",
+                   help="learn at most N messages per model save (default 200); smaller answers "
+                        "SIGTERM sooner, larger rewrites the 8 MB model less often")
     p.add_argument("--log", choices=("auto", "syslog", "stderr"), default="auto",
                    help="where log lines go (default auto: syslog if /dev/log exists, else stderr)")
     p.add_argument("--debug", action="store_true", help="log more (each wake-up and scan)")
@@ -110,6 +113,12 @@ def _folder(value: str) -> str:
         return check_folder_name(value)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 100000:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to 100000, got {value!r}")
+    return int(value)
 
 
 def _seconds(value: str) -> float:
@@ -175,7 +184,7 @@ def run_mailbox(box, args) -> int:
     waker.wake_on_signals()
     stop = lambda: bool(stopping)
 
-    trainer = Trainer(box, retry=args.retry)
+    trainer = Trainer(box, retry=args.retry, batch=args.batch)
     log.info("%s: training from %s (%s layout), model in %s; spam -> %s", box.name, box.maildir,
              trainer.layout, box.home,
              "deleted" if box.spam_action == "delete" else box.spam_folder)

@@ -118,6 +118,7 @@ class Supervisor:
             self._start_due()
             self.waker.wait(self._sleep())
         self._stop_children()
+        log.info("all trainers stopped")
         if self.once:
             return max(self.exit_codes.values(), default=0)
         return 0

@@ -73,9 +73,10 @@ class ScanResult:
 
 
 class Trainer:
-    def __init__(self, box: Mailbox, retry: float = 30.0):
+    def __init__(self, box: Mailbox, retry: float = 30.0, batch: int = BATCH):
         self.box = box
         self.retry = retry
+        self.batch = batch
         self.layout = box.layout if box.layout != "auto" else md.detect_layout(box.maildir)
         self.counters = Counters()
         self.prepared = False
@@ -137,12 +138,12 @@ class Trainer:
                 self._problem(f"cannot set up the learn folders in {self.box.maildir}: {_why(err)}")
                 result.retry_at = now + self.retry
                 return result
-            for start in range(0, len(entries), BATCH):
+            for start in range(0, len(entries), self.batch):
                 if stop():
                     result.waiting += len(entries) - start
                     break
-                if not self._batch(maildir, entries[start:start + BATCH], result):
-                    result.waiting += max(0, len(entries) - start - BATCH)
+                if not self._batch(maildir, entries[start:start + self.batch], result):
+                    result.waiting += max(0, len(entries) - start - self.batch)
                     break
         if self._not_before:
             soonest = min(self._not_before.values())
