@@ -157,7 +157,8 @@ def render(spam: Tally, ham: Tally | None, top: int, suggest: float | None, sour
     out.append("")
     out.append("by country:" + ("                 ham" if ham else ""))
     by_count = sorted(spam.countries.items(), key=lambda kv: (-kv[1], kv[0]))
-    for cc, n in by_count:
+    ham_only = sorted((cc, 0) for cc in (ham.countries if ham else ()) if cc not in spam.countries)
+    for cc, n in by_count + ham_only:
         line = f"  {cc}  {n:7d}  {_pct(n, total)}"
         if ham:
             h = ham.countries.get(cc, 0)

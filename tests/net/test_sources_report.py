@@ -63,7 +63,9 @@ def test_suggest_with_ham_warns_about_shared_country():
     warning = "warning: KR also sent 1 of your 3 ham messages (33.3%); blocking KR refuses them too"
     assert warning in res.stdout and warning in res.stderr
     assert "CN also sent" not in res.stdout
-    assert table(res.stdout, "by country:")[1] == ["KR", "3", "37.5%", "1", "33.3%"]
+    rows = table(res.stdout, "by country:")
+    assert rows[1] == ["KR", "3", "37.5%", "1", "33.3%"]
+    assert rows[-1] == ["JP", "0", "0.0%", "2", "66.7%"]          # ham-only countries are listed too
 
 
 def test_suggest_threshold_nobody_reaches():
