@@ -182,10 +182,10 @@ class Maildir:
         return fds[sub]
 
     def list(self, folder: str, sub: str) -> list:
-        """Message names in folder/sub, oldest first (by name: Maildir names start with time)."""
+        """(name, inode) of the messages in folder/sub, oldest first (Maildir names start with time)."""
         fd = self.subdir(folder, sub)
         with os.scandir(fd) as it:
-            return sorted(e.name for e in it if not e.name.startswith("."))
+            return sorted((e.name, e.inode()) for e in it if not e.name.startswith("."))
 
 
 def _mkdir(name: str, dir_fd: int) -> bool:

@@ -259,6 +259,14 @@ def _current_user_box(args) -> cfg.Mailbox:
         spam_action=args.spam_action or "move")
 
 
+def _check_accounts(boxes, path) -> None:
+    if os.geteuid() != 0:
+        others = [b.name for b in boxes if b.uid != os.geteuid()]
+        if others:
+            raise cfg.ConfigError(f"{path}: {', '.join(others)} belong(s) to other accounts; "
+                                  "run as root to train them")
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -274,14 +282,18 @@ def main(argv=None) -> int:
         except cfg.ConfigError as err:
             log.error("%s", err)
             return exitcodes.CONFIG
-        if os.geteuid() != 0:
-            others = [b.name for b in boxes if b.uid != os.geteuid()]
-            if others:
-                log.error("%s: %s belong(s) to other accounts; run as root to train them",
-                          args.config, ", ".join(others))
-                return exitcodes.CONFIG
+        try:
+            _check_accounts(boxes, args.config)
+        except cfg.ConfigError as err:
+            log.error("%s", err)
+            return exitcodes.CONFIG
         from .supervisor import Supervisor
-        return Supervisor(boxes, lambda box: run_mailbox(box, args), args.once).run()
+
+        def reread():
+            boxes = cfg.read_config(args.config, defaults)
+            _check_accounts(boxes, args.config)
+            return boxes
+        return Supervisor(boxes, lambda box: run_mailbox(box, args), args.once, reread).run()
     if not args.user and os.geteuid() == 0:
         parser.error("as root, say --config FILE for the users to train (or --user for root's own mail)")
     return run_mailbox(_current_user_box(args), args)

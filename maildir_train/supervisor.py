@@ -8,7 +8,9 @@ children and restarts one that dies, with a growing delay (1 s, 2 s, 4 s, ...
 up to 5 minutes; back to 1 s after it has run for 10 minutes).
 
 SIGTERM or SIGINT to the parent is passed to every child; each finishes the
-message in hand and exits; the parent waits for them and exits 0.
+message in hand and exits; the parent waits for them and exits 0. SIGHUP
+re-reads the config: the children are stopped the same way and started
+again from the new list (a config with a mistake is logged and ignored).
 """
 
 import errno
@@ -88,30 +90,53 @@ def drop_privileges(box) -> None:
 
 
 class Supervisor:
-    def __init__(self, boxes, run_child, once: bool):
-        self.boxes = boxes
+    def __init__(self, boxes, run_child, once: bool, reread=None):
         self.run_child = run_child      # (box) -> exit code; runs in the child
+        self.reread = reread            # () -> new boxes, for SIGHUP; raises on a bad config
         self.once = once
         self.waker = Waker()
         self.stopping = False
+        self.reloading = False
         self.children = {}              # pid -> box
+        self.exit_codes = {}            # --once: box.name -> code
+        self._use(boxes)
+
+    def _use(self, boxes) -> None:
+        self.boxes = boxes
         self.started = {}               # box.name -> monotonic start time
         self.failures = {b.name: 0 for b in boxes}
         self.next_start = {b.name: 0.0 for b in boxes}
-        self.exit_codes = {}            # --once: box.name -> code
 
     def _on_stop(self, signum, frame):
         self.stopping = True
+
+    def _on_hup(self, signum, frame):
+        self.reloading = True
+
+    def _reload(self) -> None:
+        self.reloading = False
+        try:
+            boxes = self.reread()
+        except Exception as err:
+            log.error("SIGHUP: keeping the running config: %s", err)
+            return
+        log.info("SIGHUP: restarting the trainers with the new config")
+        self._stop_children()
+        self._use(boxes)
 
     def run(self) -> int:
         preload()
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGCHLD, lambda s, f: None)    # wakes select via the wakeup fd
+        if self.reread is not None and not self.once:
+            signal.signal(signal.SIGHUP, self._on_hup)
         self.waker.wake_on_signals()
         log.info("supervising %d mailbox(es)%s: %s", len(self.boxes), " once" if self.once else "",
                  ", ".join(b.name for b in self.boxes))
         while not self.stopping:
+            if self.reloading:
+                self._reload()
             self._reap()
             if self.once and len(self.exit_codes) == len(self.boxes):
                 break
@@ -158,6 +183,7 @@ class Supervisor:
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)     # the parent's business
             os.close(self.waker.r)
             os.close(self.waker.w)
             drop_privileges(box)

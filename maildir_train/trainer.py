@@ -80,7 +80,7 @@ class Trainer:
         self.layout = box.layout if box.layout != "auto" else md.detect_layout(box.maildir)
         self.counters = Counters()
         self.prepared = False
-        self._refused = {}           # (folder, sub, name) -> reason, logged once
+        self._refused = {}           # (folder, sub, name, inode) -> reason, logged once
         self._not_before = {}        # (folder, sub, name) -> monotonic time
         self._learn_failures = 0     # consecutive, for the back-off
         self._learn_not_before = 0.0
@@ -159,10 +159,10 @@ class Trainer:
                 except FileNotFoundError:
                     self.prepared = False       # deleted under us: recreate next time
                     raise
-                for name in names:
+                for name, inode in names:
                     key = (folder, sub, name)
-                    present.add(key)
-                    if key in self._refused:
+                    present.update((key, key + (inode,)))
+                    if key + (inode,) in self._refused:
                         continue
                     if self._not_before.get(key, 0) > now:
                         result.waiting += 1
@@ -187,7 +187,8 @@ class Trainer:
             try:
                 got = md.read_message(maildir.subdir(folder, sub), name, self.box.uid)
             except md.Refused as err:
-                self._refused[key] = str(err)
+                # Keyed by inode too: a real message later saved under the same name is read.
+                self._refused[key + (_inode(maildir.subdir(folder, sub), name),)] = str(err)
                 self.counters.refused += 1
                 log.warning("%s: refused %s: %s; left untouched", self.box.name,
                             maildir.display(folder, sub, name), err)
@@ -274,6 +275,13 @@ class Trainer:
         self._not_before[key] = time.monotonic() + self.retry
         result.waiting += 1
         log.warning("%s: %s; left in place, retrying in %.0f s", self.box.name, text, self.retry)
+
+
+def _inode(dir_fd: int, name: str):
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ino
+    except OSError:
+        return None
 
 
 def _exists(dir_fd: int, name: str) -> bool:

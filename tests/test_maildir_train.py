@@ -647,3 +647,42 @@ def test_latency_from_move_to_filed(box, running):
     latencies.sort()
     print(f"\nmove -> filed: median {latencies[5] * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
     assert latencies[-1] < 5
+
+
+def test_config_mode_once_and_sighup_reload(tmp_path):
+    """The server mode's plumbing without root: every entry is our own account."""
+    import pwd
+    me = pwd.getpwuid(os.getuid()).pw_name
+    first = make_maildir(tmp_path / "m1")
+    second = make_maildir(tmp_path / "m2")
+    conf = tmp_path / "maildir-train.conf"
+    conf.write_text(f"{me} maildir={first} home={tmp_path / 's1'}\n")
+    for folder in (".learn-spam", ".learn-good"):
+        make_maildir(os.path.join(first, folder))
+    spam = make_message("spam", 9500)
+    deliver(learn_spam(first), "1.M1P1.mx:2,S", spam)
+    r = subprocess.run(TRAINER + ["--config", str(conf), "--once", "--log", "stderr"],
+                       env=env_for(None), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert contents(junk(first)) == [spam]
+
+    t = Trainer(["--config", str(conf), "--retry", "1"], tmp_path / "trainer.log")
+    try:
+        wait_for(lambda: t.count(": watching ") == 1, "the first mailbox watched", proc=t)
+        conf.write_text(f"{me} maildir={first} home={tmp_path / 's1'}\n"
+                        f"second  user={me} maildir={second} \\\n"
+                        f"        home={tmp_path / 's2'} spam-folder=Spam\n")
+        t.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: t.count(": watching ") == 3, "both watched after SIGHUP", proc=t)
+        spam2 = make_message("spam", 9501)
+        deliver(learn_spam(second), "2.M1P1.mx:2,S", spam2)
+        wait_for(lambda: contents(os.path.join(second, ".Spam")) == [spam2], "the new mailbox trained",
+                 proc=t)
+        assert classify(spam2, tmp_path / "s2") == "SPAM"
+        conf.write_text("nonsense-key-line colour=blue\n")      # a broken config is not taken
+        t.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "keeping the running config" in t.log(), "the bad config refused", proc=t)
+        assert t.poll() is None
+    finally:
+        assert t.stop() == 0, t.log()
+    assert "all trainers stopped" in t.log()
