@@ -87,7 +87,7 @@ class Classifier:
     def features(self, data: bytes, block: HeaderBlock = None):
         """(view, feature ids) of a raw message or the prefix we read of it."""
         message_view = view.parse(data, self.config.max_text_bytes)
-        return message_view, features.feature_ids(message_view, self.model.bits)
+        return message_view, features.feature_ids(message_view, data, self.model.bits)
 
     def classify(self, data: bytes, block: HeaderBlock = None) -> Verdict:
         if block is None:

@@ -24,11 +24,19 @@ figures in bench/results were not used to choose anything here:
   same word means different things in Subject and in Received. Every header's
   value is tokenised (0.261 against 0.275 for a hand-picked list), and every
   header's name is a feature of its own: which headers a mailer writes is a
-  fingerprint. Only the first three Received hops count; later hops are our
-  own relays and say nothing about the sender.
+  fingerprint. All Received hops count, up to a bound for hostile mail: the
+  sender's network is in the lowest hops, and limiting them to the top three
+  (our own relays) cost (1-ROCA)% 0.137 against 0.125 over three orders.
 * URLs contribute their host, its registrable tail, and path words.
 * Features are a set: a word's presence, not its count, as in Goodman & Yih's
   online logistic regression (counts let one repeated word dominate).
+* A second family: byte 5-grams of the first 3000 bytes of the raw message,
+  as Sculley & Wachman used for TREC. They catch what the tokenizer throws
+  away: spacing and punctuation habits, encodings, the layout of headers.
+  Added to the words (model.py) they took (1-ROCA)% from 0.065 to 0.052.
+  3000 bytes beat 1500, 2000 and 6000 (0.058, 0.055, 0.060); 5-grams beat
+  3-, 4- and 6-grams (0.060, 0.054, 0.052, the last worse in index order);
+  stripping Received lines first made it worse (0.059).
 """
 
 import re
@@ -37,7 +45,9 @@ import mmh3
 
 MAX_WORD = 30
 MAX_HEADERS = 200               # header names/values we look at, hostile mail has 100k
-RECEIVED_HOPS = 3               # the first hops carry the sender's network
+RECEIVED_HOPS = 40              # real mail has under 20; hostile mail has 100,000
+RAW_GRAM = 5
+RAW_BYTES = 3000
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 _HEADER_WORD = re.compile(r"[^\s<>\"'(),;:]+")
@@ -133,9 +143,19 @@ def _encode(tokens) -> list:
     return joined.encode("utf-8", "surrogatepass").split(b"\x00") if tokens else []
 
 
-def feature_ids(view, bits: int) -> set:
-    """The set of feature indexes in [0, 2**bits) for a message view."""
-    mask = (1 << bits) - 1
+def raw_grams(raw: bytes, family_bits: int) -> set:
+    """Byte 5-grams of the message start, hashed into the second family's half."""
+    raw = raw[:RAW_BYTES]
+    mask = (1 << family_bits) - 1
+    offset = 1 << family_bits
+    return {offset | (h & mask) for h in map(mmh3.hash, [raw[i:i + RAW_GRAM] for i in range(len(raw) - RAW_GRAM + 1)])}
+
+
+def feature_ids(view, raw: bytes, bits: int) -> tuple:
+    """(word ids, byte 5-gram ids): the two feature families, each a set of
+    indexes into its own half of a table of 2**bits."""
+    family_bits = bits - 1
+    mask = (1 << family_bits) - 1
     body = []
     for text in view.texts:
         body.extend(words(text))
@@ -150,4 +170,4 @@ def feature_ids(view, bits: int) -> set:
     body.extend(other)
     ids = {h & mask for h in map(mmh3.hash, _encode(body))}
     ids.add(0)      # bias: always on, learns the prior
-    return ids
+    return ids, raw_grams(raw, family_bits)

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from .model import Model
 
 MAGIC = b"MFMODEL\0"
-VERSION = 1
+VERSION = 2      # 2: two feature families in the two halves of the table
 HEADER = struct.Struct("<8sIIQQQ24x")
 assert HEADER.size == 64
 
