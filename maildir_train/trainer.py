@@ -107,10 +107,18 @@ class Trainer:
         if created:
             log.info("%s: created %s in %s (%s layout)", self.box.name,
                      ", ".join(maildir.display(f, "", "") for f in created), self.box.maildir, self.layout)
-        added = subscribe(maildir.fd, [f for f, _ in LEARN_FOLDERS], self.box.uid)
+        self._subscribe(maildir, [f for f, _ in LEARN_FOLDERS])
+        self.prepared = True
+
+    def _subscribe(self, maildir, folders) -> None:
+        """Subscribing is a courtesy to IMAP clients: its failure never stops training."""
+        try:
+            added = subscribe(maildir.fd, folders, self.box.uid)
+        except OSError as err:
+            self._problem(f"cannot update the subscriptions file: {_why(err)}")
+            return
         if added:
             log.info("%s: subscribed %s", self.box.name, ", ".join(added))
-        self.prepared = True
 
     # -- one scan ----------------------------------------------------------------------------
 
@@ -255,7 +263,7 @@ class Trainer:
                 if maildir.ensure_folder(target):
                     log.info("%s: created %s", self.box.name, maildir.display(target, "", ""))
                     if target != md.INBOX:
-                        subscribe(maildir.fd, [target], self.box.uid)
+                        self._subscribe(maildir, [target])
                 new_name = md.move(src_fd, name, maildir.subdir(target, "cur"))
                 destination = maildir.display(target, "cur", new_name)
         except (OSError, md.Refused) as err:

@@ -686,3 +686,30 @@ def test_config_mode_once_and_sighup_reload(tmp_path):
     finally:
         assert t.stop() == 0, t.log()
     assert "all trainers stopped" in t.log()
+
+
+def test_an_inotify_queue_overflow_wakes_the_trainer():
+    """watchdog reports an overflow of non-recursive watches only in its log."""
+    import logging
+    sys.path.insert(0, REPO)
+    from maildir_train.watcher import FolderWatcher, Waker
+    waker = Waker()
+    watcher = FolderWatcher(waker)
+    try:
+        assert not waker.wait(0)
+        logging.getLogger("watchdog.observers.inotify_c").warning(
+            "Inotify queue overflowed; filesystem events were lost")
+        assert waker.wait(0) and watcher.overflows == 1
+    finally:
+        watcher.stop()
+        logging.getLogger("watchdog").removeHandler(watcher._listener)
+
+
+def test_a_subscriptions_file_it_cannot_update_does_not_stop_training(box, running):
+    maildir, home, _ = box
+    os.mkdir(os.path.join(maildir, "subscriptions"))            # in the way: can't be read or replaced
+    trainer = running()
+    spam = make_message("spam", 9600)
+    deliver(learn_spam(maildir), "1.M1P1.mx:2,S", spam)
+    wait_for(lambda: contents(junk(maildir)) == [spam], "filed anyway", proc=trainer)
+    assert "cannot update the subscriptions file" in trainer.log()
