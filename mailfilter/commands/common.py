@@ -1,13 +1,13 @@
 """Options and plumbing shared by the per-user subcommands."""
 
-import argparse
 import os
 
 from .. import exitcodes
 from ..state import ConfigError, open_state
 
 
-def parser(prog: str, description: str, epilog: str = "") -> argparse.ArgumentParser:
+def parser(prog: str, description: str, epilog: str = ""):
+    import argparse     # not at the top: the filter's fast path never needs it
     p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--home", metavar="DIR",
