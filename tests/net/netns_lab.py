@@ -74,8 +74,9 @@ class Lab:
             self._made.append(ns)
             sh("ip", "link", "set", "lo", "up", ns=ns)
             # No duplicate address detection: addresses (link-local too) usable at once.
+            # (Written to /proc directly: no dependency on procps' sysctl.)
             for conf in ("all", "default"):
-                sh("sysctl", "-qw", f"net.ipv6.conf.{conf}.accept_dad=0", ns=ns)
+                sh("sh", "-c", f"echo 0 > /proc/sys/net/ipv6/conf/{conf}/accept_dad", ns=ns)
         # Create the pair inside srv so nothing ever exists in the host namespace.
         sh("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", self.cli, ns=self.srv)
         sh("ip", "addr", "add", f"{SRV4}/16", "dev", "veth0", ns=self.srv)
