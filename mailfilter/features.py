@@ -159,6 +159,12 @@ def feature_ids(view, raw: bytes, bits: int) -> tuple:
     body = []
     for text in view.texts:
         body.extend(words(text))
+    # The subject's words count as text words too (as well as "subject:..."):
+    # a word learned as spammy in bodies is spammy in a subject. 0.0521 ->
+    # 0.0513, better in each of the three orders.
+    for name, value in view.headers[:MAX_HEADERS]:
+        if name == "subject":
+            body.extend(words(value))
     other = header_tokens(view.headers) + url_tokens(view.urls)
     other.extend(f"att:{ctype}" for ctype, _ in view.attachments[:50])
     other.extend("attname:" + name.rsplit(".", 1)[-1].lower()[:10] for _, name in view.attachments[:50] if "." in name)
