@@ -218,7 +218,7 @@ class Trainer:
         try:
             state = open_state(self.box.home)
             config = state.load_config()
-            results = learn_messages(state, config, [(raw, label == "spam") for _, label, raw in loaded])
+            loaded, results = self._learn(maildir, state, config, loaded)
         except (ConfigError, ModelError, OSError, sqlite3.Error) as err:
             self.counters.learn_failures += 1
             self._learn_failures += 1
@@ -235,8 +235,35 @@ class Trainer:
             touched |= self._file(maildir, key, learned, result)
         for folder, sub in touched:
             # The renames in and out must survive a power cut, not only a crash.
-            md.fsync_dir(maildir.subdir(folder, sub))
+            try:
+                md.fsync_dir(maildir.subdir(folder, sub))
+            except (OSError, md.Refused):
+                pass
         return True
+
+    def _learn(self, maildir, state, config, loaded):
+        """learn_messages on the batch; (messages learned, their results).
+
+        Trouble with the model, the disk or the config is raised to the caller
+        (everything waits). Any other exception means a message the library
+        can't digest: the batch is split until that message is found, and it
+        is refused (left in place, logged) so it can't block the others.
+        """
+        try:
+            return loaded, learn_messages(state, config, [(raw, label == "spam") for _, label, raw in loaded])
+        except (ConfigError, ModelError, OSError, sqlite3.Error):
+            raise
+        except Exception:
+            if len(loaded) == 1:
+                key = loaded[0][0]
+                self._refused[key + (_inode(maildir.subdir(*key[:2]), key[2]),)] = "cannot be learned"
+                self.counters.refused += 1
+                log.exception("%s: cannot learn %s; left untouched", self.box.name, maildir.display(*key))
+                return [], []
+        half = len(loaded) // 2
+        first, first_results = self._learn(maildir, state, config, loaded[:half])
+        second, second_results = self._learn(maildir, state, config, loaded[half:])
+        return first + second, first_results + second_results
 
     def _file(self, maildir, key, learned, result) -> set:
         """Move (or delete) one learned message. The (folder, sub) dirs it changed."""

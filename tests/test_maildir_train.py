@@ -2,7 +2,6 @@
 an IMAP server drives it (rename from INBOX, copy into new/, write in tmp/ then
 rename). Waits are polls with a deadline; nothing asserts on a fixed sleep."""
 
-import hashlib
 import os
 import random
 import re
@@ -713,3 +712,33 @@ def test_a_subscriptions_file_it_cannot_update_does_not_stop_training(box, runni
     deliver(learn_spam(maildir), "1.M1P1.mx:2,S", spam)
     wait_for(lambda: contents(junk(maildir)) == [spam], "filed anyway", proc=trainer)
     assert "cannot update the subscriptions file" in trainer.log()
+
+
+def test_a_message_the_library_chokes_on_is_refused_without_blocking_the_rest(box, monkeypatch):
+    """In-process: learn_messages raising (a bug meeting hostile mail) costs one message, not all."""
+    sys.path.insert(0, REPO)
+    import maildir_train.trainer as trainer_module
+    from maildir_train.config import Mailbox
+    maildir, home, _ = box
+    real = trainer_module.learn_messages
+
+    def choking(state, config, messages):
+        if any(b"POISON" in raw for raw, _ in messages):
+            raise ValueError("the library choked")
+        return real(state, config, messages)
+
+    monkeypatch.setattr(trainer_module, "learn_messages", choking)
+    me = os.getuid()
+    mb = Mailbox(name="me", user="me", uid=me, gid=os.getgid(), account_home=str(home),
+                 maildir=maildir, home=str(home), layout="maildir++")
+    t = trainer_module.Trainer(mb, retry=1)
+    t.scan()                                                     # creates the folders
+    messages = [make_message("spam", 9700 + i) for i in range(7)]
+    poison = make_message("spam", 9799).replace(b"Subject:", b"Subject: POISON")
+    for i, m in enumerate(messages[:3] + [poison] + messages[3:]):
+        deliver(learn_spam(maildir), f"{i}.M{i}P1.mx:2,S", m, sub="cur")
+    result = t.scan()
+    assert result.handled == 7 and contents(junk(maildir)) == sorted(messages)
+    assert contents(learn_spam(maildir)) == [poison]             # left in place, never lost
+    assert t.counters.refused == 1
+    assert t.scan().handled == 0 and t.counters.refused == 1     # not retried on every scan
