@@ -157,6 +157,9 @@ def bench_corpus(args, directory, notes):
         extra = {"python3 -c pass": [sys.executable, "-c", "pass"],
                  "python3 -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"]} if "mailfilter" in engines else {}
         modes = ["classify"] + ([] if args.no_filter_latency else ["filter"])
+        # Other work on the machine slows long processes more than short ones, so the
+        # report says how busy the machine was while the clocks ran.
+        run.load["before latency"] = os.getloadavg()
         for mode in modes:
             log(args, f"bench: latency, {mode}, {len(sample)} messages x {len(engines)} engines")
             series = latency.measure(list(engines.values()), sample, mode,
@@ -168,6 +171,7 @@ def bench_corpus(args, directory, notes):
                     peer: (mf.median_ms() / s.median_ms() if s.seconds and mf.seconds else float("nan"),
                            latency.paired_ratio(mf, s))
                     for peer, s in series.items() if peer in engines and peer != "mailfilter"}
+        run.load["after latency"] = os.getloadavg()
 
     if "mailfilter" in outcomes:
         o = outcomes["mailfilter"]

@@ -29,6 +29,7 @@ class CorpusRun:
     thresholds: dict = field(default_factory=dict)        # name -> thresholds.Choice (mailfilter pR)
     hardest: dict = field(default_factory=dict)           # engine -> summary.hardest()
     units: dict = field(default_factory=dict)             # engine -> its score's unit
+    load: dict = field(default_factory=dict)              # when -> (1, 5, 15 min load average)
     plots: dict = field(default_factory=dict)
     commands: dict = field(default_factory=dict)          # engine -> [command lines]
 
@@ -231,7 +232,11 @@ def write(path, runs, engines, invocation, versions, started, seconds, notes):
             s = run.sample
             md += ["### Latency and memory, one process per message", "",
                    f"Sample: {s.get('n')} messages, {s.get('min_size')}–{s.get('max_size')} bytes "
-                   f"(median {s.get('median_size')}), seed {s.get('seed')}.", "",
+                   f"(median {s.get('median_size')}), seed {s.get('seed')}. "
+                   + "Load average (1/5/15 min) " + ", ".join(
+                       f"{when}: {' / '.join(f'{x:.2f}' for x in load)}" for when, load in run.load.items())
+                   + f" on {os.cpu_count()} cores; other work on the machine slows the longer-running "
+                   "processes most, so compare ratios from runs on a quiet machine.", "",
                    _latency_section(run, engines)]
         md += ["### Model size on disk", "", "| engine | files | MB |", "|---|---|---:|"]
         for name in engines:
