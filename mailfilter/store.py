@@ -92,10 +92,11 @@ def open_readonly(path: str, bits: int):
 def load_copy(path: str, bits: int) -> Model:
     """The model as a private, writable copy (for learning)."""
     try:
-        with open(path, "rb") as fh:
-            data = bytearray(fh.read())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return empty(bits)
+    with os.fdopen(fd, "rb") as fh:
+        data = bytearray(fh.read())
     bits, spam, good, generation = _check(path, bytes(data[:HEADER.size]), len(data))
     return _model(data, bits, spam, good, generation)
 
