@@ -154,8 +154,8 @@ def bench_corpus(args, directory, notes):
                       "median_size": int(statistics.median(sizes)), "seed": args.seed}
         # The bare interpreter start-up: the floor under any Python filter's latency.
         # -I -S also skips site-packages set-up: what a lean entry point could save.
-        extra = {"python3 -c pass": [sys.executable, "-c", "pass"],
-                 "python3 -I -S -c pass": [sys.executable, "-I", "-S", "-c", "pass"]} if "mailfilter" in engines else {}
+        extra = {"python start-up": [sys.executable, "-c", "pass"],
+                 "python -I -S start-up": [sys.executable, "-I", "-S", "-c", "pass"]} if "mailfilter" in engines else {}
         modes = ["classify"] + ([] if args.no_filter_latency else ["filter"])
         # Other work on the machine slows long processes more than short ones, so the
         # report says how busy the machine was while the clocks ran.
@@ -201,7 +201,7 @@ def main(argv=None):
     notes = []
     runs = [bench_corpus(args, directory, notes) for directory in args.corpus]
     seconds = time.perf_counter() - started
-    invocation = "python -m bench " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    invocation = f"{_python_shown()} -m bench " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     os.makedirs(args.out, exist_ok=True)
     report_path = os.path.join(args.out, "REPORT.md")
     report.write(report_path, runs, args.engines, invocation, versions, started_wall, seconds, notes)
@@ -221,6 +221,12 @@ def main(argv=None):
                   f"good >= {rec.good_threshold:g}")
     print(f"\nwrote {report_path} in {seconds / 60:.1f} min")
     return 0
+
+
+def _python_shown():
+    # The interpreter as the reader would type it: ".venv/bin/python" from the repo, else python3.
+    rel = os.path.relpath(sys.executable)
+    return rel if not rel.startswith("..") and os.sep in rel else "python3"
 
 
 def _jsonable(run):
