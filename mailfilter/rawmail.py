@@ -10,8 +10,17 @@ LF (a CR before it belongs to the line ending); only a message with no LF at
 all is split at bare CR (old Mac mail, charset-cases/cr).
 """
 
-import hashlib
 import re
+
+try:
+    # CPython's built-in SHA-256 (_sha2 from 3.12, _sha256 before): hashlib
+    # would load OpenSSL's libcrypto, ~2 ms of every filter start-up.
+    from _sha2 import sha256
+except ImportError:
+    try:
+        from _sha256 import sha256
+    except ImportError:                 # pragma: no cover - other interpreters
+        from hashlib import sha256
 
 # A header field line starts with a field name (printable ASCII but ':'),
 # optional blanks (obsolete syntax, still seen in spam), then ':'. The class
@@ -173,7 +182,7 @@ def content_digest(data: bytes) -> str:
     stripped = rewrite_header(data, block, [])[block.start:]
     block2 = scan_header(stripped)
     limit = block2.body_start + CLASSIFY_BODY_BYTES
-    return hashlib.sha256(normalized(stripped[:limit])).hexdigest()
+    return sha256(normalized(stripped[:limit])).hexdigest()
 
 
 class MessageReader:
