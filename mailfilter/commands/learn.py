@@ -28,6 +28,8 @@ def main(argv, prog) -> int:
         state, config = common.state_and_config(args.home)
     except ConfigError as err:
         return common.config_error_exit(err)
+    import sqlite3
+
     from ..learning import learn_messages
     from ..store import ModelError
     try:
@@ -36,7 +38,9 @@ def main(argv, prog) -> int:
         from ..log import report
         report(f"{err}; not learned (move the file away to start a new model)")
         return exitcodes.DATAERR
-    except OSError as err:
+    except (OSError, sqlite3.Error) as err:
+        # A full disk fails in the ledger (SQLite) as often as in the model
+        # save: either way the old model stands, and 75 asks for a retry.
         from ..log import report
         report(f"could not save what was learned: {err}")
         return exitcodes.TEMPFAIL

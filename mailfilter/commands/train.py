@@ -41,6 +41,8 @@ def main(argv, prog) -> int:
     except ConfigError as err:
         return common.config_error_exit(err)
 
+    import sqlite3
+
     from .. import mailsource, store
     from ..classifier import Classifier, label_for
     from ..learning import policy_for
@@ -86,13 +88,18 @@ def main(argv, prog) -> int:
             if mistakes == 0:
                 break
         model.generation += 1
-        ledger = Ledger(state.ledger_path, model.generation - 1)
         try:
-            ledger.record([(digest, "spam" if is_spam else "good", None) for is_spam, _, digest in prepared],
-                          model.generation)
-            store.save(state.model_path, model)
-        finally:
-            ledger.close()
+            ledger = Ledger(state.ledger_path, model.generation - 1)
+            try:
+                ledger.record([(digest, "spam" if is_spam else "good", None) for is_spam, _, digest in prepared],
+                              model.generation)
+                store.save(state.model_path, model)
+            finally:
+                ledger.close()
+        except (OSError, sqlite3.Error) as err:
+            # A full disk, in the ledger or the model: the old model stands.
+            print(f"mailfilter train: could not save the model, nothing changed: {err}", file=sys.stderr)
+            return exitcodes.TEMPFAIL
     print(f"trained model saved: {state.model_path} "
           f"({model.trained_spam} spam, {model.trained_good} good trained so far)")
     return exitcodes.OK
