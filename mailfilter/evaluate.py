@@ -2,13 +2,15 @@
 
 Shared by `mailfilter eval` and the benchmark. The score of each message is
 what `mailfilter classify` would print for the model state at that moment
-(the same Classifier.verdict), negated so that higher means spammier.
+(the same Classifier.verdict), negated so that higher means spammier, and
+training is learning.teach, the update `mailfilter learn` makes.
 """
 
 import os
 import time
 from dataclasses import dataclass, field
 
+from .learning import teach
 from .rawmail import CLASSIFY_BODY_BYTES, scan_header
 
 
@@ -59,7 +61,8 @@ def run(classifier, policy, entries, on_result=None) -> EvalResult:
         block = scan_header(data)
         message_view, ids = classifier.features(data, block)
         verdict = classifier.verdict(data, block, message_view, ids)
-        model.learn(ids, is_spam, policy)
+        # The very update `mailfilter learn` makes (without its ledger).
+        teach(model, ids, is_spam, classifier.config, policy)
         result.paths.append(rel)
         result.is_spam.append(is_spam)
         result.scores.append(verdict.spamminess)

@@ -43,3 +43,27 @@ def read_stdin() -> bytes:
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
+
+
+def quick_options(argv):
+    """The options procmail and maildrop pass, parsed without argparse.
+
+    argparse (with gettext, locale and shutil, which it imports as soon as an
+    argument is added) costs ~5 ms of a ~30 ms run. Anything else, --help
+    included, goes to argparse.
+    """
+    options = {"home": None, "stats_only": False, "exit_code": False}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--stats-only":
+            options["stats_only"] = True
+        elif arg == "--exit-code":
+            options["exit_code"] = True
+        elif arg == "--home" and args and not args[0].startswith("-"):
+            options["home"] = args.pop(0)
+        elif arg.startswith("--home=") and len(arg) > 7:
+            options["home"] = arg[7:]
+        else:
+            return None
+    return options

@@ -34,32 +34,8 @@ example ~/.procmailrc:
 """
 
 
-def _quick_parse(argv):
-    """The options procmail and maildrop pass, parsed without argparse.
-
-    argparse (with gettext, locale and shutil, which it imports as soon as an
-    argument is added) costs ~5 ms of a ~30 ms run. Anything else, --help
-    included, goes to argparse.
-    """
-    options = {"home": None, "stats_only": False, "exit_code": False}
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg == "--stats-only":
-            options["stats_only"] = True
-        elif arg == "--exit-code":
-            options["exit_code"] = True
-        elif arg == "--home" and args and not args[0].startswith("-"):
-            options["home"] = args.pop(0)
-        elif arg.startswith("--home=") and len(arg) > 7:
-            options["home"] = arg[7:]
-        else:
-            return None
-    return options
-
-
 def main(argv, prog) -> int:
-    quick = _quick_parse(argv)
+    quick = common.quick_options(argv)
     if quick is not None:
         return run(quick["home"], stats_only=quick["stats_only"], exit_code=quick["exit_code"])
     p = common.parser(prog, "Read one message on stdin and write it to stdout with "
