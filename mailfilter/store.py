@@ -103,29 +103,9 @@ def load_copy(path: str, bits: int) -> Model:
 
 def save(path: str, model: Model) -> None:
     """Write the model beside path and rename it into place (0600)."""
-    directory = os.path.dirname(path) or "."
-    tmp = f"{path}.tmp.{os.getpid()}"
+    from .atomicfile import replace
     header = HEADER.pack(MAGIC, VERSION, model.bits, model.trained_spam, model.trained_good, model.generation)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            fh.write(model.weights.cast("B"))
-            fh.write(model.sq_grads.cast("B"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dfd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    replace(path, (header, model.weights.cast("B"), model.sq_grads.cast("B")), 0o600)
 
 
 class writer_lock:
