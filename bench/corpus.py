@@ -35,24 +35,18 @@ def load(directory: str, index_name: str = "index", limit=None) -> Corpus:
     if not os.path.isfile(index_path):
         raise SystemExit(f"bench: no index file {index_path} (a corpus is a directory with an "
                          f"'index' of 'spam PATH'/'ham PATH' lines; see bench/get_corpus.sh)")
+    from mailfilter.evaluate import read_index     # the same index reader as `mailfilter eval`
+    try:
+        entries = read_index(index_path, limit)
+    except ValueError as err:
+        raise SystemExit(f"bench: {err}") from None
     messages = []
-    with open(index_path, encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            judge, _, rel = line.partition(" ")
-            judge, rel = judge.lower(), rel.strip()
-            if judge not in ("spam", "ham") or not rel:
-                raise SystemExit(f"bench: {index_path}:{number}: expected 'spam PATH' or 'ham PATH', got {line!r}")
-            path = os.path.join(directory, rel)
-            try:
-                size = os.path.getsize(path)
-            except OSError as err:
-                raise SystemExit(f"bench: {index_path}:{number}: {path}: {err.strerror}") from None
-            messages.append(Message(judge == "spam", rel, path, size))
-            if limit and len(messages) >= limit:
-                break
+    for is_spam, rel, path in entries:
+        try:
+            size = os.path.getsize(path)
+        except OSError as err:
+            raise SystemExit(f"bench: {index_path}: {path}: {err.strerror}") from None
+        messages.append(Message(is_spam, rel, path, size))
     if not messages:
         raise SystemExit(f"bench: {index_path} lists no messages")
     name = os.path.basename(directory.rstrip("/")) or "corpus"

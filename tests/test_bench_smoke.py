@@ -80,7 +80,7 @@ def test_bench_runs_end_to_end(tmp_path):
 
     report = (out / "REPORT.md").read_text()
     for needle in ("mailfilter", "bogofilter", "crm114 (first 150)", "(1-ROCA)%", "lam%",
-                   "Accuracy on the same first 150 messages", "python -m bench", "mailfilter ÷ bogofilter"):
+                   "Accuracy on the same first 150 messages", "-m bench", "mailfilter ÷ bogofilter"):
         assert needle in report, needle
     results = json.loads((out / "results.json").read_text())
     run = results["corpora"][0]
