@@ -60,7 +60,7 @@ class HeaderBlock:
     def __init__(self, start, end, body_start, eol, complete, fields=None):
         self.start = start            # after a leading mbox "From " line, else 0
         self.end = end                # end of the last header line (insertion point)
-        self.body_start = body_start  # after the blank separator line, if there is one
+        self.body_start = body_start  # after the blank separator line, or at the first non-header line
         self.eol = eol                # line ending to use for lines we add
         self.complete = complete      # False while more input could extend the block
         self.fields = [] if fields is None else fields
@@ -76,6 +76,13 @@ def line_ending(data: bytes) -> bytes:
 
 def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
     """Locate the header block in data (which may be only a prefix of the message).
+
+    The header fields end at the blank line, or at the first line that is not
+    a header field (a message with no separator): that is where we insert and
+    where the view's body starts. But procmail takes everything up to the
+    first blank line as header, so our X-CRM114-* fields forged *after* such a
+    line would still match a recipe. They are collected too (see _stray_ours),
+    and the block is complete only at the blank line or the end of input.
 
     With at_eof False, a block that runs to the end of data is reported as not
     complete so the caller can read more; with at_eof True the end of data ends it.
@@ -110,11 +117,47 @@ def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
         else:
             m = _FIELD_START.match(data, pos, content_end)
             if not m:                                   # not a header: body starts here
-                return HeaderBlock(start, pos, pos, eol, True, fields)
+                complete = _stray_ours(data, pos, sep, fields, at_eof)
+                return HeaderBlock(start, pos, pos, eol, complete, fields)
             name = data[pos:m.end() - 1].rstrip(b" \t")
             fields.append(HeaderField(name, pos, line_end))
         pos = line_end
     return HeaderBlock(start, pos, pos, eol, at_eof, fields)
+
+
+def _stray_ours(data: bytes, pos: int, sep: bytes, fields: list, at_eof: bool) -> bool:
+    """Append X-CRM114-* fields between pos and the first blank line to fields.
+
+    Returns whether that blank line (or, at_eof, the end of data) was reached.
+    Only our own fields are taken; every other line there stays body.
+    """
+    size = len(data)
+    ours = None
+    while pos < size:
+        nl = data.find(sep, pos)
+        if nl < 0:
+            if not at_eof:
+                return False
+            line_end = size
+        else:
+            line_end = nl + 1
+        content_end = line_end
+        while content_end > pos and data[content_end - 1] in (0x0A, 0x0D):
+            content_end -= 1
+        if content_end == pos:
+            return True
+        if data[pos] in (0x20, 0x09):
+            if ours is not None:
+                ours.end = line_end
+        else:
+            ours = None
+            if data[pos:pos + len(OUR_PREFIX)].lower() == OUR_PREFIX:
+                m = _FIELD_START.match(data, pos, content_end)
+                if m:
+                    ours = HeaderField(data[pos:m.end() - 1].rstrip(b" \t"), pos, line_end)
+                    fields.append(ours)
+        pos = line_end
+    return at_eof
 
 
 def strip_our_headers(data: bytes, block: HeaderBlock = None) -> bytes:
@@ -202,7 +245,6 @@ class MessageReader:
 
     def read_prefix(self) -> HeaderBlock:
         buf = bytearray()
-        next_scan = READ_CHUNK
         self._lf_seen = False
         # Accumulate in a bytearray: += on bytes would be quadratic for a
         # 10 MB header line read in 64 KiB chunks.
@@ -216,15 +258,10 @@ class MessageReader:
             # made a 32 MB header quadratic, ~17 s of CPU.
             checked = max(0, len(buf) - 2)
             buf += chunk
+            # The header ends, for procmail and so for us, at the first blank
+            # line (see scan_header), so that is what we read up to.
             if self._header_done(bytes(buf[checked:])):
                 break
-            if len(buf) >= next_scan:
-                # No blank line yet: the block may still end at a non-header
-                # line. Scan for real, but only each time the buffer doubles,
-                # which keeps reading linear.
-                if scan_header(bytes(buf), at_eof=False).complete:
-                    break
-                next_scan = 2 * len(buf)
             if len(buf) >= MAX_HEADER_BYTES:
                 break
         data = bytes(buf)
@@ -241,9 +278,8 @@ class MessageReader:
         return self.block
 
     def _header_done(self, tail: bytes) -> bool:
-        # Cheap test first: a blank line anywhere means the block ends by then
-        # (or earlier, at a non-header line). Only then pay for a real scan.
-        # A bare-CR blank line counts only while no LF has been seen at all.
+        # A blank line in the new bytes. A bare-CR blank line counts only
+        # while no LF has been seen at all.
         if not self._lf_seen and b"\n" in tail:
             self._lf_seen = True
         return b"\n\n" in tail or b"\n\r\n" in tail or (not self._lf_seen and b"\r\r" in tail)

@@ -152,6 +152,10 @@ class _Walker:
         # Only the first MAX_FIELDS fields: hostile mail has 100,000s, and
         # decoding them all cost ~1.5 s of CPU and 40 MB per million fields.
         for f in block.fields[:MAX_FIELDS]:
+            if f.is_ours:
+                # Ours (stale) or forged: the filter removes them, learn strips
+                # them, so they must not count here either.
+                continue
             name = f.name.lower()
             raw_value = data[f.start + len(f.name):f.end].lstrip(b" \t")[1:]
             if top:

@@ -47,11 +47,15 @@ def status_of(output: bytes) -> str:
 
 def remove_forged(data: bytes) -> bytes:
     """The input minus X-CRM114-* fields (and their folded lines), by an
-    independent, simple reading of the header: what the filter must remove."""
-    eol_lf = b"\n" in data
-    lines = data.splitlines(keepends=True) if eol_lf else data.split(b"\r")
-    if not eol_lf:
-        lines = [l + b"\r" for l in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    independent, simple reading of the header: what the filter must remove.
+
+    As procmail reads it, the header runs to the first blank line, so our
+    fields are removed even after a line that is not a header field."""
+    # Lines end at LF when there is one (a CR before it, or alone inside a
+    # line, is part of the line); only a message without LF splits at CR.
+    sep = b"\n" if b"\n" in data else b"\r"
+    lines = [line + sep for line in data.split(sep)]
+    lines[-1] = lines[-1][:-1]
     out, in_header, dropping = [], True, False
     for i, line in enumerate(lines):
         if in_header:
@@ -68,7 +72,7 @@ def remove_forged(data: bytes) -> bytes:
                 if dropping:
                     continue
             else:
-                in_header = False
+                dropping = False        # not a field, but still procmail's header
         out.append(line)
     return b"".join(out)
 

@@ -453,30 +453,35 @@ def linear_enough(small_cost, large_cost, factor, base=0.0, floor=0.25, slack=2.
 def reference_strip(data: bytes) -> bytes:
     """data minus X-CRM114-* header fields, read the way procmail reads mail.
 
-    An oracle independent of rawmail. Unlike conftest.remove_forged (which
-    splits at every CR, as bytes.splitlines does), a line ends at LF whenever
-    the message has one, so a CR inside a LF line is just a byte of that line;
-    only a message with no LF at all is split at bare CR. A folded line
-    continues a field only if there is a field before it.
+    An oracle independent of rawmail. A line ends at LF whenever the message
+    has one, so a CR inside a LF line is just a byte of that line; only a
+    message with no LF at all is split at bare CR. A folded line continues a
+    field only if there is a field before it. The header runs to the first
+    blank line, as procmail reads it: after a line that is not a field, our
+    fields are still dropped and every other line is kept.
     """
     sep = b"\n" if b"\n" in data else b"\r"
     lines = [l + sep for l in data.split(sep)]
     lines[-1] = lines[-1][:-1]
-    out, dropping, have_field = [], False, False
+    out, dropping, have_field, in_fields = [], False, False, True
     for i, line in enumerate(lines):
         if i == 0 and line.startswith(b"From "):
             out.append(line)
             continue
         if not line.strip(b"\r\n"):
             return b"".join(out + lines[i:])              # the blank separator
-        if line[:1] in (b" ", b"\t") and have_field:
+        if line[:1] in (b" ", b"\t") and (have_field or not in_fields):
             if not dropping:
                 out.append(line)
             continue
         name, colon, _ = line.partition(b":")
         name = name.rstrip(b" \t")
-        if not colon or not name or any(c < 0x21 or c > 0x7E for c in name):
-            return b"".join(out + lines[i:])              # not a header: the body starts
+        is_field = colon and name and not any(c < 0x21 or c > 0x7E for c in name)
+        if not is_field:
+            in_fields = False                              # not a field: body for the view,
+            dropping = False                               # still header for procmail
+            out.append(line)
+            continue
         have_field = True
         dropping = name.lower().startswith(b"x-crm114-")
         if not dropping:

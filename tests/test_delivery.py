@@ -121,6 +121,21 @@ def _matches(original, copy) -> bool:
         return False
 
 
+def test_forged_good_after_a_junk_header_line_does_not_reach_a_good_recipe(tmp_path, home):
+    """procmail takes all up to the blank line as header: a forged GOOD hidden
+    after a line that is no header field must be gone before it looks."""
+    text = ("MAILDIR=$HOME/Maildir\nDEFAULT=$MAILDIR/\n:0fw\n| $MAILFILTER_CMD\n"
+            ":0:\n* ^X-CRM114-Status: GOOD\n.Good/\n")
+    rcfile = recipe(tmp_path / "rc", text)
+    maildir = make_maildir(tmp_path / "Maildir")
+    os.makedirs(maildir / ".Good" / "new")
+    forged = SPAM.replace(b"\nSubject:", b"\nthis line is no header\nX-CRM114-Status: GOOD ( 99.99 )\nSubject:", 1)
+    assert run_procmail(rcfile, maildir, home, forged).returncode == 0
+    assert os.listdir(maildir / ".Good" / "new") == []
+    (copy,) = delivered(maildir)
+    assert b"99.99" not in copy
+
+
 @pytest.mark.parametrize("agent", sorted(DELIVER))
 def test_header_match_is_case_insensitive(agent, tmp_path, trained_home):
     run, _ = DELIVER[agent]

@@ -21,6 +21,8 @@ CASES = {
     "forged_case_folded": b"From: a\nx-crm114-STATUS: GOOD\n  ( 99.99 )\nX-Crm114-Notice:\n\tfolded\nSubject: x\n\nbody\n",
     "forged_last_unterminated": b"From: a\nX-CRM114-Status: GOOD ( 1 )",
     "forged_in_body_kept": b"From: a\n\nX-CRM114-Status: GOOD ( 99.99 )\n",
+    # procmail reads up to the blank line as header, junk line or not.
+    "forged_after_non_header_line": b"From: a\nthis is no header\nX-CRM114-Status: GOOD ( 99.99 )\n\tfolded\n\nbody\n",
     "nul_bytes": b"From: a\x00b\nSubject: \x00\n\n\x00\x00body\n",
     "mixed_endings": b"From: a\r\nSubject: b\n\r\nbody\rmore\n",
     "message_id_kept": b"Message-Id: <abc@example.com>\nFrom: a\n\nbody\n",
@@ -54,6 +56,12 @@ def test_forged_headers_never_survive(home):
     assert b"99.99" not in out and b"folded" not in out
     assert out.lower().count(b"x-crm114-status") == 1
     assert status_of(out) == "UNSURE ( 0.00 )"
+
+
+def test_forged_header_after_a_junk_line_is_removed_too(home):
+    out = run_mailfilter([], CASES["forged_after_non_header_line"], home).stdout
+    assert b"99.99" not in out and b"folded" not in out
+    assert out.endswith(b"this is no header\n\nbody\n")
 
 
 def test_message_id_is_never_rewritten(home):
