@@ -37,7 +37,7 @@ Every command takes --help. Per-user state (model, config, rules) lives in
 --home DIR, else $MAILFILTER_HOME, else ~/.mailfilter.
 
 examples:
-  ~/.procmailrc:   :0fw: .mailfilter.lock
+  ~/.procmailrc:   :0fw
                    | mailfilter
   mailfilter learn --spam < message.eml
   mailfilter train --spam ~/Maildir/.Junk --good ~/Maildir/cur

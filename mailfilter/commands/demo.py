@@ -26,7 +26,7 @@ PYTHONPATH={pythonpath}
 MAILDIR={maildir}/
 DEFAULT={maildir}/
 LOGFILE={workdir}/procmail.log
-:0fw: {workdir}/.mailfilter.lock
+:0fw
 | {command}
 # The filter exits 75 only when it could not write the message: requeue it.
 :0 e

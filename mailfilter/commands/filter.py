@@ -26,7 +26,7 @@ exit status:
   with --exit-code: 0 spam, 1 good, 2 unsure (bogofilter's convention)
 
 example ~/.procmailrc:
-  :0fw: .mailfilter.lock
+  :0fw
   | mailfilter
   :0:
   * ^X-CRM114-Status: SPAM
