@@ -35,6 +35,8 @@ MAX_HEADER_BYTES = 32 * 1024 * 1024
 # Raw body bytes kept for classification. Base64 inflates by 4/3 and HTML is
 # mostly markup, so this comfortably yields the 64 KiB of text we classify on.
 CLASSIFY_BODY_BYTES = 256 * 1024
+# Header fields scan_header keeps in full; the view looks at the first 1000.
+KEEP_FIELDS = 10000
 READ_CHUNK = 65536
 
 
@@ -120,7 +122,14 @@ def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
                 complete = _stray_ours(data, pos, sep, fields, at_eof)
                 return HeaderBlock(start, pos, pos, eol, complete, fields)
             name = data[pos:m.end() - 1].rstrip(b" \t")
-            fields.append(HeaderField(name, pos, line_end))
+            field = HeaderField(name, pos, line_end)
+            if len(fields) >= KEEP_FIELDS and not field.is_ours and not fields[-1].is_ours:
+                # Past KEEP_FIELDS only our fields (to remove) and the latest
+                # one (where an unterminated block ends) are needed: keeping a
+                # million objects cost ~500 bytes of memory per header field.
+                fields[-1] = field
+            else:
+                fields.append(field)
         pos = line_end
     return HeaderBlock(start, pos, pos, eol, at_eof, fields)
 
