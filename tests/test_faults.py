@@ -274,6 +274,9 @@ DISK_FULL = textwrap.dedent("""\
     echo $? > "$OUT/filter.rc"
     sha256sum < "$MNT/state/model.mfm" > "$OUT/after"
     ls -a "$MNT/state" > "$OUT/ls"
+    # Last, so it can't change what the checks above compare.
+    python3 -m mailfilter eval "$OUT/index" --home "$MNT/state" --save > "$OUT/eval.out" 2> "$OUT/eval.err"
+    echo $? > "$OUT/eval.rc"
     umount "$MNT"
 """)
 
@@ -293,6 +296,7 @@ def test_disk_full_learn_and_train_fail_cleanly_model_intact(tmp_path, leave):
     out = tmp_path / "out"
     out.mkdir()
     (out / "message").write_bytes(MESSAGE)
+    (out / "index").write_text(f"spam {out / 'message'}\n")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     env = env_for(src)
@@ -312,6 +316,12 @@ def test_disk_full_learn_and_train_fail_cleanly_model_intact(tmp_path, leave):
     # train rewrites the whole model: never fits.
     assert int(read("train.rc")) == 75, read("train.err")
     assert b"Traceback" not in read("train.err") and b"nothing changed" in read("train.err")
+    # eval --save: the run is reported, the save fails with one line and 75.
+    eval_rc = int(read("eval.rc"))
+    assert eval_rc in (0, 75) and b"Traceback" not in read("eval.err"), read("eval.err")
+    assert b"(1-ROCA)%" in read("eval.out")
+    if leave < 70_000:
+        assert eval_rc == 75 and b"could not save the model" in read("eval.err")
     # The old model is intact and no temporary file is left behind.
     if learn_rc == 75:
         assert read("before") == read("after")

@@ -84,11 +84,6 @@ def main(argv, prog) -> int:
             out.close()
         if bar:
             bar.close()
-    if args.save:
-        classifier.model.generation += 1
-        with store.writer_lock(state.lock_path):
-            store.save(state.model_path, classifier.model)
-
     n = len(result.scores)
     rates = metrics.verdict_rates(result.verdicts, result.is_spam)
     roca = metrics.one_minus_roca_percent(result.scores, result.is_spam) if 0 < sum(result.is_spam) < n else float("nan")
@@ -98,4 +93,15 @@ def main(argv, prog) -> int:
     print(f"spam as ham %   {rates['spam_as_ham_pct']:.2f}")
     print(f"unsure %        {rates['unsure_pct']:.2f} (ham {rates['ham_unsure_pct']:.2f}, spam {rates['spam_unsure_pct']:.2f})")
     print(f"messages/s      {n / result.seconds if result.seconds else 0:.0f}")
+    if args.save:
+        classifier.model.generation += 1
+        try:
+            with store.writer_lock(state.lock_path):
+                store.save(state.model_path, classifier.model)
+        except OSError as err:
+            # A full disk: the old model stands (the save is atomic); say so
+            # in one line and ask for a retry, as learn and train do.
+            print(f"mailfilter eval: could not save the model: {err}", file=sys.stderr)
+            return exitcodes.TEMPFAIL
+
     return exitcodes.OK
