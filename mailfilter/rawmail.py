@@ -101,16 +101,10 @@ def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
     start = pos
     fields = []
     while pos < size:
-        nl = data.find(sep, pos)
-        if nl < 0:
-            if not at_eof:
-                return HeaderBlock(start, pos, pos, eol, False, fields)
-            line_end = size
-        else:
-            line_end = nl + 1
-        content_end = line_end
-        while content_end > pos and data[content_end - 1] in (0x0A, 0x0D):
-            content_end -= 1
+        line = _line(data, pos, sep, at_eof)
+        if line is None:
+            return HeaderBlock(start, pos, pos, eol, False, fields)
+        line_end, content_end = line
         if content_end == pos:                          # blank line: the separator
             return HeaderBlock(start, pos, line_end, eol, True, fields)
         first = data[pos]
@@ -134,6 +128,22 @@ def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
     return HeaderBlock(start, pos, pos, eol, at_eof, fields)
 
 
+def _line(data: bytes, pos: int, sep: bytes, at_eof: bool):
+    """(end of the line at pos, end of its content without the line ending),
+    or None if the line runs off the end of data and more may come."""
+    nl = data.find(sep, pos)
+    if nl < 0:
+        if not at_eof:
+            return None
+        line_end = len(data)
+    else:
+        line_end = nl + 1
+    content_end = line_end
+    while content_end > pos and data[content_end - 1] in (0x0A, 0x0D):
+        content_end -= 1
+    return line_end, content_end
+
+
 def _stray_ours(data: bytes, pos: int, sep: bytes, fields: list, at_eof: bool) -> bool:
     """Append X-CRM114-* fields between pos and the first blank line to fields.
 
@@ -143,16 +153,10 @@ def _stray_ours(data: bytes, pos: int, sep: bytes, fields: list, at_eof: bool) -
     size = len(data)
     ours = None
     while pos < size:
-        nl = data.find(sep, pos)
-        if nl < 0:
-            if not at_eof:
-                return False
-            line_end = size
-        else:
-            line_end = nl + 1
-        content_end = line_end
-        while content_end > pos and data[content_end - 1] in (0x0A, 0x0D):
-            content_end -= 1
+        line = _line(data, pos, sep, at_eof)
+        if line is None:
+            return False
+        line_end, content_end = line
         if content_end == pos:
             return True
         if data[pos] in (0x20, 0x09):
