@@ -58,13 +58,12 @@ def preload() -> None:
             pass
     # Compile the classifier's lazily built regexes too, on a message that needs them.
     from mailfilter.classifier import Classifier
-    from mailfilter.rawmail import scan_header
     from mailfilter.state import Config
     from mailfilter.store import empty
     config = Config()
     sample = ("Subject: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\nContent-Type: text/plain; "
               "charset=utf-8\n\n\u65e5\u672c\u8a9e\u306e\u30c6\u30b9\u30c8 http://example.com/a\n").encode()
-    Classifier(config, empty(10)).features(sample, scan_header(sample))
+    Classifier(config, empty(10)).features(sample)
 
 
 def drop_privileges(box) -> None:

@@ -84,7 +84,7 @@ class Classifier:
                 report(error)
         return cls(config, model, rule_list)
 
-    def features(self, data: bytes, block: HeaderBlock = None):
+    def features(self, data: bytes):
         """(view, feature ids) of a raw message or the prefix we read of it."""
         message_view = view.parse(data, self.config.max_text_bytes)
         return message_view, features.feature_ids(message_view, data, self.model.bits)
@@ -92,7 +92,7 @@ class Classifier:
     def classify(self, data: bytes, block: HeaderBlock = None) -> Verdict:
         if block is None:
             block = scan_header(data)
-        message_view, ids = self.features(data, block)
+        message_view, ids = self.features(data)
         return self.verdict(data, block, message_view, ids)
 
     def verdict(self, data, block, message_view, ids) -> Verdict:

@@ -59,7 +59,7 @@ def run(classifier, policy, entries, on_result=None) -> EvalResult:
     for is_spam, rel, path in entries:
         data = _read_prefix(path)
         block = scan_header(data)
-        message_view, ids = classifier.features(data, block)
+        message_view, ids = classifier.features(data)
         verdict = classifier.verdict(data, block, message_view, ids)
         # The very update `mailfilter learn` makes (without its ledger).
         teach(model, ids, is_spam, classifier.config, policy)

@@ -12,7 +12,7 @@ from . import store
 from .classifier import Classifier, label_for
 from .ledger import Ledger
 from .model import TrainPolicy
-from .rawmail import content_digest, scan_header, strip_our_headers
+from .rawmail import content_digest, strip_our_headers
 
 
 @dataclass
@@ -64,7 +64,7 @@ def learn_messages(state, config, messages, progress=None):
                 raw = strip_our_headers(raw)
                 digest = content_digest(raw)
                 previous = pending.get(digest) or ledger.label_of(digest)
-                _, ids = classifier.features(raw, scan_header(raw))
+                _, ids = classifier.features(raw)
                 before = model.pr(ids)
                 if previous == label:
                     results.append(LearnResult(digest, label, "skipped", before, before))

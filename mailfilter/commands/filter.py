@@ -9,7 +9,7 @@ non-zero: 75 (EX_TEMPFAIL), so procmail/the MTA keeps it and retries.
 import os
 
 from .. import __version__, exitcodes
-from ..rawmail import MessageReader, rewrite_header, scan_header
+from ..rawmail import MessageReader, rewrite_header
 from . import common
 
 EPILOG = """\

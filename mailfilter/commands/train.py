@@ -47,7 +47,7 @@ def main(argv, prog) -> int:
     from ..classifier import Classifier, label_for
     from ..learning import policy_for
     from ..ledger import Ledger
-    from ..rawmail import content_digest, scan_header, strip_our_headers
+    from ..rawmail import content_digest, strip_our_headers
 
     corpus = []
     try:
@@ -70,8 +70,7 @@ def main(argv, prog) -> int:
         classifier = Classifier(config, model)
         prepared = []
         for is_spam, name, raw in corpus:
-            block = scan_header(raw)
-            prepared.append((is_spam, classifier.features(raw, block)[1], content_digest(raw)))
+            prepared.append((is_spam, classifier.features(raw)[1], content_digest(raw)))
         for number in range(1, args.passes + 1):
             mistakes = trained = 0
             items = prepared

@@ -123,8 +123,8 @@ def _hashsize(n):
 
 
 def ipset(bl, opts):
-    lines = _header(bl, "ipset", f"ipset restore -file FILE; rules once: mailfilter krfilter "
-                                 f"--format ipset-iptables | iptables-restore --noflush (and ipset-ip6tables)")
+    lines = _header(bl, "ipset", "ipset restore -file FILE; rules once: mailfilter krfilter "
+                                 "--format ipset-iptables | iptables-restore --noflush (and ipset-ip6tables)")
     for family, nets in (("inet", bl.v4), ("inet6", bl.v6)):
         live = f"{opts.name}{'4' if family == 'inet' else '6'}"
         new = f"{live}-new"
