@@ -86,7 +86,7 @@ def _library_cost(data, rule_list):
         block = rawmail.scan_header(data)
         assert rawmail.rewrite_header(data, block, []) == remove_forged(data)
         rawmail.content_digest(data)
-        message_view, _ = CLASSIFIER.features(data, block)
+        message_view, _ = CLASSIFIER.features(data)
         rules.check(rule_list, classifier.rules_text(data, block, message_view), hostile.RECIPIENT)
         best = min(best, time.process_time() - start)
     return best

@@ -51,7 +51,7 @@ def test_random_bytes_rewrite_is_exact(data):
 @given(st.one_of(st.binary(max_size=400), MAILISH))
 def test_random_bytes_parse_and_tokenize_without_error(data):
     block = rawmail.scan_header(data)
-    message_view, ids = CLASSIFIER.features(data, block)
+    message_view, ids = CLASSIFIER.features(data)
     assert all(isinstance(t, str) for t in message_view.texts)
     CLASSIFIER.verdict(data, block, message_view, ids)
     rawmail.content_digest(data)

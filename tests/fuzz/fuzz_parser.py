@@ -45,7 +45,7 @@ def TestOneInput(data: bytes) -> None:
     reader.read_prefix()
     assert reader.prefix + b"".join(reader.chunks()) == data, "reader lost or repeated bytes"
 
-    message_view, ids = CLASSIFIER.features(data, block)
+    message_view, ids = CLASSIFIER.features(data)
     assert message_view.text_chars <= 65536
     CLASSIFIER.verdict(data, block, message_view, ids)
     rawmail.content_digest(data)
