@@ -15,6 +15,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from . import cidrlist
 from .mailsource import messages
 
 # Never a relay on the Internet: ours, or not routable. Exactly these blocks
@@ -28,31 +29,6 @@ _ALWAYS_TRUSTED = [ipaddress.ip_network(n) for n in (
 # qmail's bare (1.2.3.4). The last one wins: the HELO name comes first and
 # may itself be an address literal; the connecting address follows it.
 _ADDR = re.compile(r"[\[(](?:IPv6:)?([0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*)[\])]")
-
-
-class TrustError(Exception):
-    pass
-
-
-def parse_trust(values, where="--trust"):
-    nets = []
-    for value in values:
-        for item in value.replace(",", " ").split():
-            try:
-                nets.append(ipaddress.ip_network(item, strict=False))
-            except ValueError:
-                raise TrustError(f"{where}: {item!r} is not an address or CIDR") from None
-    return nets
-
-
-def read_trust_file(path):
-    nets = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            text = line.split("#", 1)[0].strip()
-            if text:
-                nets += parse_trust([text], f"{path}:{lineno}")
-    return nets
 
 
 def _header_bytes(raw: bytes) -> bytes:
@@ -198,16 +174,23 @@ def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_
     from .log import report
     from .netblock import inputs
 
+    def network(item):
+        return ipaddress.ip_network(item, strict=False)
+
     try:
-        trusted = _ALWAYS_TRUSTED + parse_trust(trust)
-        for path in trust_files:
-            trusted += read_trust_file(path)
-    except TrustError as err:
+        trusted = _ALWAYS_TRUSTED + cidrlist.parse(trust, network, "--trust")
+    except cidrlist.CidrListError as err:
         report(str(err))
-        return exitcodes.USAGE if str(err).startswith("--") else exitcodes.CONFIG
-    except OSError as err:
-        report(f"cannot read trust file: {err}")
-        return exitcodes.NOINPUT
+        return exitcodes.USAGE
+    for path in trust_files:
+        try:
+            trusted += cidrlist.read_file(path, network)
+        except cidrlist.CidrListError as err:
+            report(str(err))
+            return exitcodes.CONFIG
+        except OSError as err:
+            report(f"cannot read trust file: {err}")
+            return exitcodes.NOINPUT
     for path in list(spam_paths) + list(ham_paths):
         if not os.path.exists(path):
             report(f"{path}: no such Maildir, mbox or directory")

@@ -3,6 +3,7 @@
 import sys
 
 from .. import exitcodes
+from ..cidrlist import CidrListError
 from ..log import info, report
 from . import countries as countries_mod
 from . import inputs, sets, writers
@@ -43,13 +44,13 @@ def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
         return exitcodes.USAGE
     try:
         allow_nets = sets.parse_allow(allow)
-    except sets.AllowError as err:
+    except CidrListError as err:
         report(str(err))
         return exitcodes.USAGE
     for path in allow_files:
         try:
             allow_nets += sets.read_allow_file(path)
-        except sets.AllowError as err:
+        except CidrListError as err:
             report(str(err))
             return exitcodes.CONFIG
         except OSError as err:

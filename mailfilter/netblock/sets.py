@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange, IPSet, cidr_merge
 
-
-class AllowError(Exception):
-    pass
+from .. import cidrlist
 
 
 @dataclass
@@ -32,27 +30,19 @@ def _networks(ranges, version):
     return [IPNetwork((a, 129 - (b - a + 1).bit_length()), version=6) for a, b in ranges]
 
 
+def _allow_network(item):
+    try:
+        return IPNetwork(item).cidr
+    except AddrFormatError as err:      # not a ValueError, which cidrlist expects
+        raise ValueError(item) from err
+
+
 def parse_allow(values, where="--allow"):
-    """CIDRs or single addresses, comma- or space-separated."""
-    nets = []
-    for value in values:
-        for item in value.replace(",", " ").split():
-            try:
-                nets.append(IPNetwork(item).cidr)
-            except (AddrFormatError, ValueError, TypeError):
-                raise AllowError(f"{where}: {item!r} is not an IPv4/IPv6 address or CIDR") from None
-    return nets
+    return cidrlist.parse(values, _allow_network, where)
 
 
 def read_allow_file(path):
-    """One CIDR or address per line; '#' starts a comment."""
-    nets = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            text = line.split("#", 1)[0].strip()
-            if text:
-                nets.extend(parse_allow([text], where=f"{path}:{lineno}"))
-    return nets
+    return cidrlist.read_file(path, _allow_network)
 
 
 def build(delegations, countries, allow=()) -> Blocklist:

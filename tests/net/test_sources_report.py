@@ -80,7 +80,7 @@ def test_bad_trust_file_and_missing_folder(tmp_path):
     f = tmp_path / "trusted"
     f.write_text("192.0.2.0/28\nmx.example.org\n")
     res = sources(*RIR, "--trust-file", f, SPAM)
-    assert res.returncode == 78 and f"{f}:2: 'mx.example.org' is not an address or CIDR" in res.stderr
+    assert res.returncode == 78 and f"{f}:2: 'mx.example.org' is not an IPv4/IPv6 address or CIDR" in res.stderr
     res = sources(*RIR, tmp_path / "nope")
     assert res.returncode == 66 and "no such Maildir" in res.stderr
 
