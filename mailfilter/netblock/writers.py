@@ -63,26 +63,32 @@ def _n(count, noun):
     return f"{count} {noun}{'' if count == 1 else 'es'}"
 
 
-def _iptables_prelude(opts, family):
-    """Chain set-up shared by the per-prefix and the ipset rule scripts."""
+def _iptables_script(bl, opts, fmt, load_hint, rules):
+    """An iptables-restore script: chain set-up, `rules` jumping to NAME-DROP, the drop chain."""
     chain, drop = opts.chain, f"{opts.chain}-DROP"
-    lines = ["*filter",
-             f":{chain} - [0:0]",
-             f":{drop} - [0:0]",
-             # RETURN, not ACCEPT: this chain only drops; whatever it lets
-             # through, the rest of INPUT still judges (fail2ban and the like).
-             f"-A {chain} -i lo -j RETURN",
-             f"-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
-             f"-A {chain} ! -p tcp -j RETURN",
-             f"-A {chain} -p tcp ! --syn -j RETURN"]
+    lines = _header(bl, fmt, load_hint)
+    lines += ["*filter",
+              f":{chain} - [0:0]",
+              f":{drop} - [0:0]",
+              # RETURN, not ACCEPT: this chain only drops; whatever it lets
+              # through, the rest of INPUT still judges (fail2ban and the like).
+              f"-A {chain} -i lo -j RETURN",
+              f"-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
+              f"-A {chain} ! -p tcp -j RETURN",
+              f"-A {chain} -p tcp ! --syn -j RETURN"]
     if opts.ports:
         lines.append(f"-A {chain} -p tcp -m multiport ! --dports {','.join(map(str, opts.ports))} -j RETURN")
-    tail = []
+    lines += [f"-A {chain} {match} -j {drop}" for match in rules]
     if opts.log:
-        tail.append(f'-A {drop} -m limit --limit {opts.log_rate} --limit-burst 10 '
-                    f'-j LOG --log-prefix "{opts.name}: " --log-level info')
-    tail.append(f"-A {drop} -p tcp -j REJECT --reject-with tcp-reset" if opts.reject else f"-A {drop} -j DROP")
-    return lines, tail
+        lines.append(f'-A {drop} -m limit --limit {opts.log_rate} --limit-burst 10 '
+                     f'-j LOG --log-prefix "{opts.name}: " --log-level info')
+    lines.append(f"-A {drop} -p tcp -j REJECT --reject-with tcp-reset" if opts.reject else f"-A {drop} -j DROP")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def _tool(family):
+    return "iptables" if family == 4 else "ip6tables"
 
 
 def _hook_hint(tool, opts):
@@ -91,15 +97,9 @@ def _hook_hint(tool, opts):
 
 
 def iptables(bl, opts, family=4):
-    fmt, tool, nets = ("iptables", "iptables", bl.v4) if family == 4 else ("ip6tables", "ip6tables", bl.v6)
-    lines = _header(bl, fmt, _hook_hint(tool, opts))
-    head, tail = _iptables_prelude(opts, family)
-    lines += head
-    rule = f"-A {opts.chain} -s %s -j {opts.chain}-DROP"
-    lines += [rule % n for n in nets]
-    lines += tail
-    lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    tool = _tool(family)
+    nets = bl.v4 if family == 4 else bl.v6
+    return _iptables_script(bl, opts, tool, _hook_hint(tool, opts), [f"-s {n}" for n in nets])
 
 
 def ip6tables(bl, opts):
@@ -139,15 +139,9 @@ def ipset(bl, opts):
 
 
 def _ipset_rules(bl, opts, family):
-    fmt, tool = ("ipset-iptables", "iptables") if family == 4 else ("ipset-ip6tables", "ip6tables")
-    setname = f"{opts.name}{family}"
-    lines = _header(bl, fmt, f"after the ipset file: {_hook_hint(tool, opts)}")
-    head, tail = _iptables_prelude(opts, family)
-    lines += head
-    lines.append(f"-A {opts.chain} -m set --match-set {setname} src -j {opts.chain}-DROP")
-    lines += tail
-    lines.append("COMMIT")
-    return "\n".join(lines) + "\n"
+    tool = _tool(family)
+    return _iptables_script(bl, opts, f"ipset-{tool}", f"after the ipset file: {_hook_hint(tool, opts)}",
+                            [f"-m set --match-set {opts.name}{family} src"])
 
 
 def ipset_iptables(bl, opts):
