@@ -3,11 +3,11 @@
 import sys
 
 from .. import exitcodes
+from ..atomicfile import replace
 from ..cidrlist import CidrListError
 from ..log import info, report
 from . import countries as countries_mod
 from . import inputs, sets, writers
-from .atomic import write_text
 
 
 def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
@@ -64,7 +64,7 @@ def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
         sys.stdout.flush()
     else:
         try:
-            write_text(output, text)
+            replace(output, (text.encode("utf-8"),), 0o644)
         except OSError as err:
             report(f"{output}: cannot write: {err.strerror or err}; the previous file is unchanged")
             return exitcodes.CANTCREAT
