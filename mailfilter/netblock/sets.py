@@ -49,13 +49,13 @@ def build(delegations, countries, allow=()) -> Blocklist:
     bl = Blocklist(countries=list(countries), sources=list(delegations))
     allow_set = IPSet(allow)
     bl.allow = list(allow_set.iter_cidrs())
+    counts = {}                                    # version -> [merged prefixes per country]
     for version, attr in ((4, "v4"), (6, "v6")):
-        everything = []
+        everything, counts[version] = [], []
         for cc in countries:
             ranges = [r for d in delegations for r in getattr(d, attr).get(cc, ())]
             merged = cidr_merge(_networks(ranges, version))
-            n4, n6 = bl.per_country.get(cc, (0, 0))
-            bl.per_country[cc] = (len(merged), n6) if version == 4 else (n4, len(merged))
+            counts[version].append(len(merged))
             everything.extend(merged)
         # Countries can be adjacent, so merge again across them.
         if allow_set:
@@ -63,6 +63,7 @@ def build(delegations, countries, allow=()) -> Blocklist:
         else:
             blocked = cidr_merge(everything)
         setattr(bl, attr, blocked)
+    bl.per_country = dict(zip(countries, zip(counts[4], counts[6])))
     return bl
 
 
