@@ -69,6 +69,7 @@ def _ports(text):
 
 def main(argv, prog) -> int:
     from ..netblock import writers
+    from ..netblock.countries import PRESETS
     formats = "\n".join(f"  {name:<16} {text}" for name, text in writers.FORMATS.items())
     p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG.format(formats=formats),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,7 +86,7 @@ def main(argv, prog) -> int:
     sel = p.add_argument_group("selection")
     sel.add_argument("--countries", "-c", action="append", default=[], metavar="CC,CC",
                      help="ISO 3166 codes to block, e.g. KR,CN (repeatable)")
-    sel.add_argument("--preset", action="append", default=[], choices=["krfilter", "v2", "v3"],
+    sel.add_argument("--preset", action="append", default=[], choices=list(PRESETS),
                      help="a well-known country set (combines with --countries)")
     sel.add_argument("--allow", action="append", default=[], metavar="CIDR",
                      help="never block this network, e.g. your office abroad (repeatable, comma lists ok)")
@@ -100,8 +101,8 @@ def main(argv, prog) -> int:
     out.add_argument("--ports", type=_ports, default=(), metavar="25,587",
                      help="block only connections to these ports (default: all ports)")
     out.add_argument("--log", action="store_true", help="LOG blocked SYNs, rate-limited")
-    out.add_argument("--log-rate", default="6/minute", metavar="RATE", help="log at most RATE (default 6/minute)")
-    out.add_argument("--name", default="krfilter",
+    out.add_argument("--log-rate", default=writers.Options.log_rate, metavar="RATE", help="log at most RATE (default 6/minute)")
+    out.add_argument("--name", default=writers.Options.name,
                      help="ipset sets NAME4/NAME6, nft table NAME, iptables chain NAME in capitals")
     out.add_argument("--postfix-action", default=writers.Options.postfix_action, metavar="TEXT",
                      help="right-hand side for --format postfix (default %(default)r)")
