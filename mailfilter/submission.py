@@ -229,12 +229,11 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         try:
             apply_steps(config_dir, steps)
             left = plan(config_dir, chroot)
+            if left:
+                raise PostfixError(f"after applying, postconf still differs ({left[0][1]}); restored {saved}")
         except PostfixError:
             shutil.copy2(saved, os.path.join(config_dir, "master.cf"))
             raise
-        if left:
-            shutil.copy2(saved, os.path.join(config_dir, "master.cf"))
-            raise PostfixError(f"after applying, postconf still differs ({left[0][1]}); restored {saved}")
         info(f"{config_dir}/master.cf: submission (587) and submissions (465) set; backup {saved}")
         out(f"changed {config_dir}/master.cf ({len(steps)} postconf edits); backup: {saved}")
         out("now: postfix check && postfix reload")
