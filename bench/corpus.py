@@ -23,10 +23,6 @@ class Corpus:
     def n_spam(self):
         return sum(m.is_spam for m in self.messages)
 
-    @property
-    def n_ham(self):
-        return len(self.messages) - self.n_spam
-
 
 def load(directory: str, index_name: str = "index", limit=None) -> Corpus:
     """Read DIR/INDEX_NAME; only the first `limit` messages when given."""
@@ -54,9 +50,3 @@ def load(directory: str, index_name: str = "index", limit=None) -> Corpus:
         name = f"{name} ({index_name})"
     return Corpus(name, directory, index_path, messages)
 
-
-def write_index(corpus: Corpus, path: str, limit=None):
-    """An index with absolute paths, so engines can run from any directory."""
-    with open(path, "w", encoding="utf-8") as fh:
-        for m in corpus.messages[:limit]:
-            fh.write(f"{'spam' if m.is_spam else 'ham'} {m.path}\n")
