@@ -6,19 +6,25 @@ address library's constructor (netaddr for the firewall sets, ipaddress for
 sources), so each keeps the exact syntax it accepts; it must raise ValueError.
 """
 
+from . import exitcodes
+
 
 class CidrListError(Exception):
-    """One line naming where the item came from (an option or file:line)."""
+    """One line naming where the item came from (an option or file:line), and the exit code."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
 
 
-def parse(values, network, where):
+def parse(values, network, where, code=exitcodes.USAGE):
     nets = []
     for value in values:
         for item in value.replace(",", " ").split():
             try:
                 nets.append(network(item))
             except ValueError:
-                raise CidrListError(f"{where}: {item!r} is not an IPv4/IPv6 address or CIDR") from None
+                raise CidrListError(f"{where}: {item!r} is not an IPv4/IPv6 address or CIDR", code) from None
     return nets
 
 
@@ -28,5 +34,18 @@ def read_file(path, network):
         for lineno, line in enumerate(fh, 1):
             text = line.split("#", 1)[0].strip()
             if text:
-                nets += parse([text], network, f"{path}:{lineno}")
+                nets += parse([text], network, f"{path}:{lineno}", exitcodes.CONFIG)
+    return nets
+
+
+def load(values, files, network, option, kind):
+    """The option's values, then every file's: a bad value is a usage error,
+    a bad line a config error, an unreadable file a missing input."""
+    nets = parse(values, network, option)
+    for path in files:
+        try:
+            nets += read_file(path, network)
+        except OSError as err:
+            raise CidrListError(f"{path}: cannot read {kind} file: {err.strerror or err}",
+                                exitcodes.NOINPUT) from None
     return nets

@@ -31,6 +31,10 @@ _ALWAYS_TRUSTED = [ipaddress.ip_network(n) for n in (
 _ADDR = re.compile(r"[\[(](?:IPv6:)?([0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*)[\])]")
 
 
+def _trusted_network(item):
+    return ipaddress.ip_network(item, strict=False)
+
+
 def _header_bytes(raw: bytes) -> bytes:
     # Only the header matters, and mail-parser is much faster without bodies.
     for sep in (b"\r\n\r\n", b"\n\n"):
@@ -174,23 +178,11 @@ def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_
     from .log import report
     from .netblock import inputs
 
-    def network(item):
-        return ipaddress.ip_network(item, strict=False)
-
     try:
-        trusted = _ALWAYS_TRUSTED + cidrlist.parse(trust, network, "--trust")
+        trusted = _ALWAYS_TRUSTED + cidrlist.load(trust, trust_files, _trusted_network, "--trust", "trust")
     except cidrlist.CidrListError as err:
         report(str(err))
-        return exitcodes.USAGE
-    for path in trust_files:
-        try:
-            trusted += cidrlist.read_file(path, network)
-        except cidrlist.CidrListError as err:
-            report(str(err))
-            return exitcodes.CONFIG
-        except OSError as err:
-            report(f"cannot read trust file: {err}")
-            return exitcodes.NOINPUT
+        return err.code
     for path in list(spam_paths) + list(ham_paths):
         if not os.path.exists(path):
             report(f"{path}: no such Maildir, mbox or directory")

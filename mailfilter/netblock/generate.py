@@ -2,9 +2,8 @@
 
 import sys
 
-from .. import exitcodes
+from .. import cidrlist, exitcodes
 from ..atomicfile import replace
-from ..cidrlist import CidrListError
 from ..log import info, report
 from . import countries as countries_mod
 from . import inputs, sets, writers
@@ -43,19 +42,10 @@ def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
         report(str(err))
         return exitcodes.USAGE
     try:
-        allow_nets = sets.parse_allow(allow)
-    except CidrListError as err:
+        allow_nets = cidrlist.load(allow, allow_files, sets.allow_network, "--allow", "allow")
+    except cidrlist.CidrListError as err:
         report(str(err))
-        return exitcodes.USAGE
-    for path in allow_files:
-        try:
-            allow_nets += sets.read_allow_file(path)
-        except CidrListError as err:
-            report(str(err))
-            return exitcodes.CONFIG
-        except OSError as err:
-            report(f"{path}: cannot read allow file: {err.strerror or err}")
-            return exitcodes.NOINPUT
+        return err.code
 
     blocklist = sets.build(delegations, chosen, allow_nets)
     text = writers.WRITERS[fmt](blocklist, options)

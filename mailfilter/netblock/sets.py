@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 
 from netaddr import AddrFormatError, IPAddress, IPNetwork, IPRange, IPSet, cidr_merge
 
-from .. import cidrlist
-
 
 @dataclass
 class Blocklist:
@@ -30,19 +28,12 @@ def _networks(ranges, version):
     return [IPNetwork((a, 129 - (b - a + 1).bit_length()), version=6) for a, b in ranges]
 
 
-def _allow_network(item):
+def allow_network(item):
+    """One allow-list entry as netaddr reads it, for cidrlist."""
     try:
         return IPNetwork(item).cidr
     except AddrFormatError as err:      # not a ValueError, which cidrlist expects
         raise ValueError(item) from err
-
-
-def parse_allow(values, where="--allow"):
-    return cidrlist.parse(values, _allow_network, where)
-
-
-def read_allow_file(path):
-    return cidrlist.read_file(path, _allow_network)
 
 
 def build(delegations, countries, allow=()) -> Blocklist:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from mailfilter import cidrlist
 from mailfilter.netblock import countries, rir, sets, writers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -227,7 +228,7 @@ def test_country_validation(codes, presets, words):
 
 def test_allow_list_cut_out_of_both_families(tmp_path):
     d = rir.parse(APNIC)
-    allow = sets.parse_allow(["1.11.5.0/24,1.16.0.1", "2001:220:1::/48"])
+    allow = cidrlist.parse(["1.11.5.0/24,1.16.0.1", "2001:220:1::/48"], sets.allow_network, "--allow")
     bl = sets.build([d], ["KR"], allow)
     blocked4 = [ipaddress.ip_network(str(n)) for n in bl.v4]
     assert not any(ipaddress.ip_address("1.11.5.7") in n for n in blocked4)
@@ -243,7 +244,7 @@ def test_allow_list_cut_out_of_both_families(tmp_path):
 def test_allow_file(tmp_path):
     f = tmp_path / "allow"
     f.write_text("# office in Seoul\n1.11.5.0/24   # VPN\n\n2001:220:1::/48\n")
-    assert [str(n) for n in sets.read_allow_file(str(f))] == ["1.11.5.0/24", "2001:220:1::/48"]
+    assert [str(n) for n in cidrlist.read_file(str(f), sets.allow_network)] == ["1.11.5.0/24", "2001:220:1::/48"]
 
 
 def test_bad_allow_file_line_is_config_error(tmp_path):
