@@ -31,7 +31,6 @@ import time
 
 from mailfilter.rawmail import MessageReader
 
-LAYOUTS = ("maildir++", "fs")
 SUBDIRS = ("cur", "new", "tmp")
 INBOX = "INBOX"
 DIR_MODE = 0o700
@@ -134,11 +133,6 @@ class Maildir:
     def __exit__(self, *exc):
         self.close()
 
-    def path(self, folder: str, sub: str = "", name: str = "") -> str:
-        """For log lines and watches only; never opened as a path."""
-        parts = [p for p in (folder_dirname(folder, self.layout), sub, name) if p]
-        return os.path.join(self.root, *parts)
-
     def display(self, folder: str, sub: str, name: str) -> str:
         """Short form for logs: '.Junk/cur/NAME', 'cur/NAME' for INBOX."""
         return "/".join(p for p in (folder_dirname(folder, self.layout), sub, name) if p)
@@ -197,7 +191,7 @@ def _mkdir(name: str, dir_fd: int) -> bool:
 
 
 def read_message(dir_fd: int, name: str, uid: int):
-    """(prefix bytes, stat) of a message file, or None if it vanished.
+    """The prefix bytes of a message file, or None if it vanished.
 
     Reads what `mailfilter learn` would classify on: the header block and the
     first CLASSIFY_BODY_BYTES of body (rawmail.MessageReader), so a 200 MB
@@ -222,7 +216,7 @@ def read_message(dir_fd: int, name: str, uid: int):
             raise Busy(name)
         reader = MessageReader(lambda n: os.read(fd, n))
         reader.read_prefix()
-        return reader.prefix, st
+        return reader.prefix
     finally:
         os.close(fd)
 
@@ -314,10 +308,3 @@ def move(src_fd: int, name: str, dst_fd: int) -> str:
         except FileExistsError:
             target = unique_base() + split_info(cur_name(name))[1]
     raise OSError(errno.EEXIST, "no free name in the destination", name)
-
-
-def fsync_dir(fd: int) -> None:
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass

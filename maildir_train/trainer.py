@@ -175,11 +175,11 @@ class Trainer:
                     if self._not_before.get(key, 0) > now:
                         result.waiting += 1
                         continue
-                    entries.append((key, label))
+                    entries.append((key, inode, label))
         # Alternate spam and good, as `mailfilter train` does: an online learner
         # fed a long run of one kind drifts on the features both kinds share.
-        spam = [e for e in entries if e[1] == "spam"]
-        good = [e for e in entries if e[1] == "good"]
+        spam = [e for e in entries if e[2] == "spam"]
+        good = [e for e in entries if e[2] == "good"]
         entries = [e for pair in zip_longest(spam, good) for e in pair if e is not None]
         # Forget files that are gone (filed by someone, expunged, renamed).
         for table in (self._refused, self._not_before):
@@ -190,13 +190,13 @@ class Trainer:
     def _batch(self, maildir, entries, result) -> bool:
         """Read, learn, file one batch. False if learning failed (stop this scan)."""
         loaded = []
-        for key, label in entries:
+        for key, inode, label in entries:
             folder, sub, name = key
             try:
-                got = md.read_message(maildir.subdir(folder, sub), name, self.box.uid)
+                raw = md.read_message(maildir.subdir(folder, sub), name, self.box.uid)
             except md.Refused as err:
                 # Keyed by inode too: a real message later saved under the same name is read.
-                self._refused[key + (_inode(maildir.subdir(folder, sub), name),)] = str(err)
+                self._refused[key + (inode,)] = str(err)
                 self.counters.refused += 1
                 log.warning("%s: refused %s: %s; left untouched", self.box.name,
                             maildir.display(folder, sub, name), err)
@@ -208,11 +208,11 @@ class Trainer:
             except OSError as err:
                 self._defer(key, result, f"cannot read {maildir.display(*key)}: {_why(err)}")
                 continue
-            if got is None:
+            if raw is None:
                 self.counters.vanished += 1
                 log.debug("%s: %s vanished before it was read", self.box.name, maildir.display(*key))
                 continue
-            loaded.append((key, label, got[0]))
+            loaded.append((key, inode, label, raw))
         if not loaded:
             return True
         try:
@@ -231,12 +231,12 @@ class Trainer:
             return False
         self._learn_failures = 0
         touched = set()
-        for (key, label, _), learned in zip(loaded, results):
+        for (key, *_), learned in zip(loaded, results):
             touched |= self._file(maildir, key, learned, result)
         for folder, sub in touched:
             # The renames in and out must survive a power cut, not only a crash.
             try:
-                md.fsync_dir(maildir.subdir(folder, sub))
+                os.fsync(maildir.subdir(folder, sub))
             except (OSError, md.Refused):
                 pass
         return True
@@ -250,13 +250,13 @@ class Trainer:
         is refused (left in place, logged) so it can't block the others.
         """
         try:
-            return loaded, learn_messages(state, config, [(raw, label == "spam") for _, label, raw in loaded])
+            return loaded, learn_messages(state, config, [(raw, label == "spam") for _, _, label, raw in loaded])
         except (ConfigError, ModelError, OSError, sqlite3.Error):
             raise
         except Exception:
             if len(loaded) == 1:
-                key = loaded[0][0]
-                self._refused[key + (_inode(maildir.subdir(*key[:2]), key[2]),)] = "cannot be learned"
+                key, inode = loaded[0][:2]
+                self._refused[key + (inode,)] = "cannot be learned"
                 self.counters.refused += 1
                 log.exception("%s: cannot learn %s; left untouched", self.box.name, maildir.display(*key))
                 return [], []
@@ -310,13 +310,6 @@ class Trainer:
         self._not_before[key] = time.monotonic() + self.retry
         result.waiting += 1
         log.warning("%s: %s; left in place, retrying in %.0f s", self.box.name, text, self.retry)
-
-
-def _inode(dir_fd: int, name: str):
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_ino
-    except OSError:
-        return None
 
 
 def _exists(dir_fd: int, name: str) -> bool:
