@@ -26,7 +26,7 @@ backslash continues on the next. Errors are reported as `file:line: what`.
 
 import os
 import pwd
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .maildir import check_folder_name
 
@@ -52,7 +52,6 @@ class Mailbox:
     layout: str = "auto"
     spam_folder: str = "Junk"
     spam_action: str = "move"
-    where: str = field(default="", compare=False)   # file:line it came from
 
 
 def _expand(path: str, account_home: str) -> str:
@@ -76,7 +75,7 @@ def check_value(key: str, value: str) -> str:
     return value
 
 
-def mailbox(name, settings: dict, where: str = "") -> Mailbox:
+def mailbox(name, settings: dict) -> Mailbox:
     """Resolve one entry against the password database. Raises ValueError."""
     user = settings.get("user", name)
     try:
@@ -93,8 +92,7 @@ def mailbox(name, settings: dict, where: str = "") -> Mailbox:
         home=_expand(settings.get("home", "~/.mailfilter"), pw.pw_dir),
         layout=settings.get("layout", "auto"),
         spam_folder=settings.get("spam-folder", "Junk"),
-        spam_action=settings.get("spam-action", "move"),
-        where=where)
+        spam_action=settings.get("spam-action", "move"))
 
 
 def _logical_lines(text: str):
@@ -155,7 +153,7 @@ def read_config(path: str, defaults: dict = None) -> list:
     result, seen_names, seen_dirs, seen_homes = [], {}, {}, {}
     for where, name, settings in entries:
         try:
-            box = mailbox(name, {**star, **settings}, where)
+            box = mailbox(name, {**star, **settings})
         except ValueError as err:
             raise ConfigError(f"{where}: {err}") from None
         if name in seen_names:

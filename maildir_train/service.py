@@ -143,7 +143,6 @@ class _Formatter(logging.Formatter):
 
 def setup_logging(where: str, debug: bool) -> None:
     root = logging.getLogger()
-    root.handlers.clear()
     handler = None
     if where in ("auto", "syslog") and os.path.exists("/dev/log"):
         try:
@@ -151,15 +150,14 @@ def setup_logging(where: str, debug: bool) -> None:
                 address="/dev/log", facility=logging.handlers.SysLogHandler.LOG_MAIL)
         except OSError:
             handler = None
-    if handler is None:
+    fell_back = handler is None
+    if fell_back:
         handler = logging.StreamHandler(sys.stderr)
-        if where == "syslog":
-            root.addHandler(handler)
-            handler.setFormatter(_Formatter())
-            log.warning("no /dev/log; logging to stderr")
     handler.setFormatter(_Formatter())
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO)
+    if fell_back and where == "syslog":
+        log.warning("no /dev/log; logging to stderr")
     # watchdog's own chatter stays quiet; its overflow warning still reaches the watcher.
     logging.getLogger("watchdog").setLevel(logging.WARNING)
     logging.getLogger("watchdog").propagate = False
@@ -277,22 +275,17 @@ def main(argv=None) -> int:
                          "in the file")
         defaults = {k: v for k, v in (("layout", args.layout), ("spam-folder", args.spam_folder),
                                       ("spam-action", args.spam_action)) if v}
-        try:
-            boxes = cfg.read_config(args.config, defaults)
-        except cfg.ConfigError as err:
-            log.error("%s", err)
-            return exitcodes.CONFIG
-        try:
-            _check_accounts(boxes, args.config)
-        except cfg.ConfigError as err:
-            log.error("%s", err)
-            return exitcodes.CONFIG
-        from .supervisor import Supervisor
 
         def reread():
             boxes = cfg.read_config(args.config, defaults)
             _check_accounts(boxes, args.config)
             return boxes
+        try:
+            boxes = reread()
+        except cfg.ConfigError as err:
+            log.error("%s", err)
+            return exitcodes.CONFIG
+        from .supervisor import Supervisor     # watchdog only once the config is good
         return Supervisor(boxes, lambda box: run_mailbox(box, args), args.once, reread).run()
     if not args.user and os.geteuid() == 0:
         parser.error("as root, say --config FILE for the users to train (or --user for root's own mail)")

@@ -21,6 +21,8 @@ import pkgutil
 import signal
 import time
 
+from mailfilter import exitcodes
+
 from .watcher import Waker
 
 RESTART_MIN = 1.0
@@ -177,7 +179,7 @@ class Supervisor:
         pid = os.fork()
         if pid:
             return pid
-        code = 70
+        code = exitcodes.SOFTWARE
         try:
             signal.set_wakeup_fd(-1)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
@@ -188,7 +190,7 @@ class Supervisor:
             drop_privileges(box)
             code = self.run_child(box)
         except SystemExit as exit:
-            code = exit.code if isinstance(exit.code, int) else 70
+            code = exit.code if isinstance(exit.code, int) else exitcodes.SOFTWARE
         except BaseException:
             log.exception("%s: trainer crashed", box.name)
         finally:
@@ -209,7 +211,7 @@ class Supervisor:
                 continue
             code = os.waitstatus_to_exitcode(status)
             if self.once:
-                self.exit_codes[box.name] = code if code >= 0 else 70
+                self.exit_codes[box.name] = code if code >= 0 else exitcodes.SOFTWARE
                 continue
             if self.stopping:
                 continue
