@@ -16,7 +16,6 @@ import time
 
 DOVECOT = "subscriptions"
 COURIER = "courierimapsubscribed"
-V2_HEADER = b"V\t2\n\n"
 # Dovecot treats a lock file older than this as stale (SUBSCRIPTION_FILE_CHANGE_TIMEOUT).
 STALE_LOCK_SECONDS = 30
 
@@ -43,11 +42,7 @@ def _add(root_fd: int, name: str, wanted: list, uid: int, create: bool) -> list:
     data = _read(root_fd, name, uid)
     if data is None and not create:
         return []
-    data = data or b""
-    header = V2_HEADER if data.startswith(V2_HEADER) else b""
-    lines = data[len(header):].split(b"\n")
-    have = {line.decode("utf-8", "replace") for line in lines}
-    missing = [w for w in wanted if w not in have]
+    missing = _missing(data or b"", wanted)
     if not missing:
         return []
     lock = name + ".lock"
@@ -59,8 +54,7 @@ def _add(root_fd: int, name: str, wanted: list, uid: int, create: bool) -> list:
         data = _read(root_fd, name, uid) or b""
         if data and not data.endswith(b"\n"):
             data += b"\n"
-        have = set(data.decode("utf-8", "replace").split("\n"))
-        missing = [w for w in wanted if w not in have]
+        missing = _missing(data, wanted)
         with os.fdopen(fd, "wb", closefd=False) as fh:
             fh.write(data + b"".join(m.encode() + b"\n" for m in missing))
             fh.flush()
@@ -75,6 +69,11 @@ def _add(root_fd: int, name: str, wanted: list, uid: int, create: bool) -> list:
         raise
     finally:
         os.close(fd)
+
+
+def _missing(data: bytes, wanted: list) -> list:
+    have = set(data.decode("utf-8", "replace").split("\n"))
+    return [w for w in wanted if w not in have]
 
 
 def _take_lock(root_fd: int, lock: str):
