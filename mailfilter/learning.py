@@ -45,6 +45,13 @@ def teach(model, ids, is_spam: bool, config, policy: TrainPolicy) -> None:
                        else config.good_threshold + INSIST_BEYOND)
 
 
+def commit(state, model, ledger, rows) -> None:
+    """Bump the generation, record rows (digest, label, pr_before), then save the model."""
+    model.generation += 1
+    ledger.record(rows, model.generation)
+    store.save(state.model_path, model)
+
+
 def learn_messages(state, config, messages, progress=None):
     """Train (raw bytes, is_spam) pairs under the writer lock; save once.
 
@@ -76,10 +83,8 @@ def learn_messages(state, config, messages, progress=None):
                 if progress:
                     progress(results[-1])
             if pending:
-                model.generation += 1
-                ledger.record([(r.digest, r.label, r.pr_before) for r in results if r.action != "skipped"],
-                              model.generation)
-                store.save(state.model_path, model)
+                commit(state, model, ledger,
+                       [(r.digest, r.label, r.pr_before) for r in results if r.action != "skipped"])
         finally:
             ledger.close()
     return results

@@ -45,7 +45,7 @@ def main(argv, prog) -> int:
 
     from .. import mailsource, store
     from ..classifier import Classifier, label_for
-    from ..learning import policy_for
+    from ..learning import commit, policy_for
     from ..ledger import Ledger
     from ..rawmail import content_digest, strip_our_headers
 
@@ -86,13 +86,11 @@ def main(argv, prog) -> int:
                   f"training, {trained} trained", file=sys.stderr)
             if mistakes == 0:
                 break
-        model.generation += 1
         try:
-            ledger = Ledger(state.ledger_path, model.generation - 1)
+            ledger = Ledger(state.ledger_path, model.generation)
             try:
-                ledger.record([(digest, "spam" if is_spam else "good", None) for is_spam, _, digest in prepared],
-                              model.generation)
-                store.save(state.model_path, model)
+                commit(state, model, ledger,
+                       [(digest, "spam" if is_spam else "good", None) for is_spam, _, digest in prepared])
             finally:
                 ledger.close()
         except (OSError, sqlite3.Error) as err:
