@@ -75,9 +75,9 @@ class Classifier:
         self.rules = list(rule_list)
 
     @classmethod
-    def for_state(cls, state, config: Config, report=None) -> "Classifier":
+    def for_state(cls, state, config: Config, report=None, load=store.open_readonly) -> "Classifier":
         """Load model and rules for scoring. Bad rules are reported, not fatal."""
-        model = store.open_readonly(state.model_path, config.model_bits)
+        model = load(state.model_path, config.model_bits)
         rule_list, errors = rules.load(state.rules_path)
         for error in errors:
             if report:

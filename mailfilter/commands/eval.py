@@ -54,8 +54,8 @@ def main(argv, prog) -> int:
     try:
         if args.home:
             state, config = common.state_and_config(args.home)
-            classifier = Classifier.for_state(state, config, lambda e: print(e, file=sys.stderr))
-            classifier.model = store.load_copy(state.model_path, config.model_bits)
+            classifier = Classifier.for_state(state, config, lambda e: print(e, file=sys.stderr),
+                                              load=store.load_copy)
         else:
             config = Config()
             classifier = Classifier(config, store.empty(config.model_bits))
@@ -85,9 +85,10 @@ def main(argv, prog) -> int:
         if bar:
             bar.close()
     n = len(result.scores)
+    n_spam = sum(result.is_spam)
     rates = metrics.verdict_rates(result.verdicts, result.is_spam)
-    roca = metrics.one_minus_roca_percent(result.scores, result.is_spam) if 0 < sum(result.is_spam) < n else float("nan")
-    print(f"messages        {n} ({sum(result.is_spam)} spam, {n - sum(result.is_spam)} ham)")
+    roca = metrics.one_minus_roca_percent(result.scores, result.is_spam)
+    print(f"messages        {n} ({n_spam} spam, {n - n_spam} ham)")
     print(f"(1-ROCA)%       {roca:.4f}")
     print(f"ham as spam %   {rates['ham_as_spam_pct']:.2f}")
     print(f"spam as ham %   {rates['spam_as_ham_pct']:.2f}")
