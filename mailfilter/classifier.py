@@ -15,13 +15,12 @@ FORCED_PR = 999.99
 
 
 class Verdict:
-    __slots__ = ("label", "pr", "rule", "failed")
+    __slots__ = ("label", "pr", "rule")
 
-    def __init__(self, label: str, pr: float, rule=None, failed: bool = False):
+    def __init__(self, label: str, pr: float, rule=None):
         self.label = label      # SPAM, GOOD or UNSURE
         self.pr = pr            # log10(P(good)/P(spam)); positive means good
         self.rule = rule        # the priolist rule that forced it, if any
-        self.failed = failed    # classification failed; pr is 0 and means nothing
 
     @property
     def status(self) -> str:
@@ -36,10 +35,6 @@ class Verdict:
 def format_pr(pr: float) -> str:
     text = f"{pr:+.2f}"
     return "0.00" if text in ("+0.00", "-0.00") else text
-
-
-def failed_verdict() -> Verdict:
-    return Verdict("UNSURE", 0.0, failed=True)
 
 
 def label_for(pr: float, config: Config) -> str:

@@ -48,8 +48,5 @@ class Ledger:
                 " VALUES (?, ?, ?, ?, ?)",
                 [(d, label, now, pr, generation) for d, label, pr in rows])
 
-    def count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM trained").fetchone()[0]
-
     def close(self) -> None:
         self.db.close()

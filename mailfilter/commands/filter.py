@@ -74,7 +74,6 @@ class _failed_verdict:
     label = "UNSURE"
     pr = 0.0
     status = "UNSURE ( 0.00 )"
-    failed = True
     rule = None
 
 
