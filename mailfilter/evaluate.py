@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from .learning import teach
-from .rawmail import CLASSIFY_BODY_BYTES, scan_header
+from .rawmail import MessageReader
 
 
 @dataclass
@@ -43,13 +43,14 @@ def read_index(index_path: str, limit=None):
     return entries
 
 
-def _read_prefix(path: str) -> bytes:
-    # The filter classifies on the header block plus CLASSIFY_BODY_BYTES of
-    # body; read the same so eval scores equal the filter's.
+def _read_prefix(path: str):
+    # What the filter classifies on, read the way it reads stdin, so eval
+    # scores equal the filter's also for a header with no blank line or one
+    # beyond 4 MiB (a hand-rolled copy of this read differed on both).
     with open(path, "rb") as fh:
-        data = fh.read(4 * 1024 * 1024)
-        block = scan_header(data, at_eof=True)
-        return data[: block.body_start + CLASSIFY_BODY_BYTES]
+        reader = MessageReader(fh.read)
+        block = reader.read_prefix()
+    return reader.prefix, block
 
 
 def run(classifier, policy, entries, on_result=None) -> EvalResult:
@@ -57,8 +58,7 @@ def run(classifier, policy, entries, on_result=None) -> EvalResult:
     model = classifier.model
     started = time.perf_counter()
     for is_spam, rel, path in entries:
-        data = _read_prefix(path)
-        block = scan_header(data)
+        data, block = _read_prefix(path)
         message_view, ids = classifier.features(data)
         verdict = classifier.verdict(data, block, message_view, ids)
         # The very update `mailfilter learn` makes (without its ledger).

@@ -167,6 +167,26 @@ def test_eval_scores_equal_classify_for_the_same_state(home, tmp_path):
     assert printed.split()[0] == results.read_text().split("verdict=")[1].strip()
 
 
+def test_eval_reads_a_huge_header_as_the_filter_does(home, tmp_path):
+    """A 5 MiB header: eval must score the body behind it, as classify does
+    (eval once read only the first 4 MiB and scored a message with no body)."""
+    index, lines = write_index(tmp_path)
+    assert run_mailfilter(["eval", str(index), "--home", str(home), "--save"], b"", home).returncode == 0
+    with open(lines[0].split(" ", 1)[1], "rb") as fh:
+        spam = fh.read()
+    at = spam.index(b"\n\n") + 1
+    message = spam[:at] + b"X-Padding: " + b"a" * (5 << 20) + b"\n" + spam[at:]
+    (tmp_path / "huge").write_bytes(message)
+    one = tmp_path / "one"
+    one.write_text(f"spam {tmp_path / 'huge'}\n")
+    results = tmp_path / "results"
+    assert run_mailfilter(["eval", str(one), "--home", str(home), "--results", str(results)], b"", home).returncode == 0
+    score = float(results.read_text().split("score=")[1].split()[0])
+    printed = run_mailfilter(["classify"], message, home).stdout.decode()
+    assert printed.startswith("SPAM")
+    assert round(-score, 2) == pytest.approx(float(printed.split("(")[1].split(")")[0]), abs=0.006)
+
+
 def test_eval_bad_index_names_file_and_line(tmp_path):
     index = tmp_path / "index"
     index.write_text("spam a\nmaybe b\n")
