@@ -57,14 +57,13 @@ class HeaderField:
 
 class HeaderBlock:
     """Where the header block of `data` lies. Offsets index into data."""
-    __slots__ = ("start", "end", "body_start", "eol", "complete", "fields")
+    __slots__ = ("start", "end", "body_start", "eol", "fields")
 
-    def __init__(self, start, end, body_start, eol, complete, fields=None):
+    def __init__(self, start, end, body_start, eol, fields=None):
         self.start = start            # after a leading mbox "From " line, else 0
         self.end = end                # end of the last header line (insertion point)
         self.body_start = body_start  # after the blank separator line, or at the first non-header line
         self.eol = eol                # line ending to use for lines we add
-        self.complete = complete      # False while more input could extend the block
         self.fields = [] if fields is None else fields
 
 
@@ -76,7 +75,7 @@ def line_ending(data: bytes) -> bytes:
     return b"\r" if b"\r" in data[:MAX_HEADER_BYTES] else b"\n"
 
 
-def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
+def scan_header(data: bytes) -> HeaderBlock:
     """Locate the header block in data (which may be only a prefix of the message).
 
     The header fields end at the blank line, or at the first line that is not
@@ -84,10 +83,7 @@ def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
     where the view's body starts. But procmail takes everything up to the
     first blank line as header, so our X-CRM114-* fields forged *after* such a
     line would still match a recipe. They are collected too (see _stray_ours),
-    and the block is complete only at the blank line or the end of input.
-
-    With at_eof False, a block that runs to the end of data is reported as not
-    complete so the caller can read more; with at_eof True the end of data ends it.
+    up to the blank line. The end of data ends the block.
     """
     eol = line_ending(data)
     sep = b"\r" if eol == b"\r" else b"\n"
@@ -96,25 +92,22 @@ def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
     if data.startswith(b"From "):
         nl = data.find(sep)
         if nl < 0:
-            return HeaderBlock(0, 0, 0, eol, at_eof)
+            return HeaderBlock(0, 0, 0, eol)
         pos = nl + 1
     start = pos
     fields = []
     while pos < size:
-        line = _line(data, pos, sep, at_eof)
-        if line is None:
-            return HeaderBlock(start, pos, pos, eol, False, fields)
-        line_end, content_end = line
+        line_end, content_end = _line(data, pos, sep)
         if content_end == pos:                          # blank line: the separator
-            return HeaderBlock(start, pos, line_end, eol, True, fields)
+            return HeaderBlock(start, pos, line_end, eol, fields)
         first = data[pos]
         if first in (0x20, 0x09) and fields:            # folded continuation
             fields[-1].end = line_end
         else:
             m = _FIELD_START.match(data, pos, content_end)
             if not m:                                   # not a header: body starts here
-                complete = _stray_ours(data, pos, sep, fields, at_eof)
-                return HeaderBlock(start, pos, pos, eol, complete, fields)
+                _stray_ours(data, pos, sep, fields)
+                return HeaderBlock(start, pos, pos, eol, fields)
             name = data[pos:m.end() - 1].rstrip(b" \t")
             field = HeaderField(name, pos, line_end)
             if len(fields) >= KEEP_FIELDS and not field.is_ours and not fields[-1].is_ours:
@@ -125,40 +118,30 @@ def scan_header(data: bytes, at_eof: bool = True) -> HeaderBlock:
             else:
                 fields.append(field)
         pos = line_end
-    return HeaderBlock(start, pos, pos, eol, at_eof, fields)
+    return HeaderBlock(start, pos, pos, eol, fields)
 
 
-def _line(data: bytes, pos: int, sep: bytes, at_eof: bool):
-    """(end of the line at pos, end of its content without the line ending),
-    or None if the line runs off the end of data and more may come."""
+def _line(data: bytes, pos: int, sep: bytes):
+    """(end of the line at pos, end of its content without the line ending)."""
     nl = data.find(sep, pos)
-    if nl < 0:
-        if not at_eof:
-            return None
-        line_end = len(data)
-    else:
-        line_end = nl + 1
+    line_end = len(data) if nl < 0 else nl + 1
     content_end = line_end
     while content_end > pos and data[content_end - 1] in (0x0A, 0x0D):
         content_end -= 1
     return line_end, content_end
 
 
-def _stray_ours(data: bytes, pos: int, sep: bytes, fields: list, at_eof: bool) -> bool:
+def _stray_ours(data: bytes, pos: int, sep: bytes, fields: list) -> None:
     """Append X-CRM114-* fields between pos and the first blank line to fields.
 
-    Returns whether that blank line (or, at_eof, the end of data) was reached.
     Only our own fields are taken; every other line there stays body.
     """
     size = len(data)
     ours = None
     while pos < size:
-        line = _line(data, pos, sep, at_eof)
-        if line is None:
-            return False
-        line_end, content_end = line
+        line_end, content_end = _line(data, pos, sep)
         if content_end == pos:
-            return True
+            return
         if data[pos] in (0x20, 0x09):
             if ours is not None:
                 ours.end = line_end
@@ -170,7 +153,6 @@ def _stray_ours(data: bytes, pos: int, sep: bytes, fields: list, at_eof: bool) -
                     ours = HeaderField(data[pos:m.end() - 1].rstrip(b" \t"), pos, line_end)
                     fields.append(ours)
         pos = line_end
-    return at_eof
 
 
 def strip_our_headers(data: bytes, block: HeaderBlock = None) -> bytes:
@@ -249,12 +231,10 @@ class MessageReader:
     filter can copy it through in chunks, whatever the message's size.
     """
 
-    def __init__(self, read, body_bytes: int = CLASSIFY_BODY_BYTES):
+    def __init__(self, read):
         self._read = read
-        self.body_bytes = body_bytes
         self.prefix = b""
         self.at_eof = False
-        self.block = None
 
     def read_prefix(self) -> HeaderBlock:
         buf = bytearray()
@@ -278,8 +258,8 @@ class MessageReader:
             if len(buf) >= MAX_HEADER_BYTES:
                 break
         data = bytes(buf)
-        block = scan_header(data, at_eof=True)
-        need = block.body_start + self.body_bytes
+        block = scan_header(data)
+        need = block.body_start + CLASSIFY_BODY_BYTES
         while not self.at_eof and len(buf) < need:
             chunk = self._read(min(READ_CHUNK, need - len(buf)))
             if not chunk:
@@ -287,8 +267,7 @@ class MessageReader:
                 break
             buf += chunk
         self.prefix = bytes(buf)
-        self.block = scan_header(self.prefix, at_eof=True) if len(buf) != len(data) else block
-        return self.block
+        return scan_header(self.prefix) if len(buf) != len(data) else block
 
     def _header_done(self, tail: bytes) -> bool:
         # A blank line in the new bytes. A bare-CR blank line counts only
