@@ -46,7 +46,7 @@ def decode_header_value(raw: bytes, hint=None) -> str:
     Raw 8-bit header bytes (common in Japanese spam) go through the same
     charset guessing as bodies.
     """
-    if any(b > 0x7F for b in raw[:4096]):
+    if not raw[:4096].isascii():
         # Raw 8-bit in a header is usually in the body's charset: use it as a hint.
         text = charsets.decode(raw, hint)
     else:
