@@ -8,7 +8,7 @@ import os
 
 from . import features, rules, store, view
 from .model import Model
-from .rawmail import HeaderBlock, header_bytes, scan_header
+from .rawmail import HeaderBlock, header_bytes
 from .state import Config
 
 FORCED_PR = 999.99
@@ -79,15 +79,13 @@ class Classifier:
                 report(error)
         return cls(config, model, rule_list)
 
-    def features(self, data: bytes):
+    def features(self, data: bytes, block: HeaderBlock = None):
         """(view, feature ids) of a raw message or the prefix we read of it."""
-        message_view = view.parse(data, self.config.max_text_bytes)
+        message_view = view.parse(data, self.config.max_text_bytes, block)
         return message_view, features.feature_ids(message_view, data, self.model.bits)
 
-    def classify(self, data: bytes, block: HeaderBlock = None) -> Verdict:
-        if block is None:
-            block = scan_header(data)
-        message_view, ids = self.features(data)
+    def classify(self, data: bytes, block: HeaderBlock) -> Verdict:
+        message_view, ids = self.features(data, block)
         return self.verdict(data, block, message_view, ids)
 
     def verdict(self, data, block, message_view, ids) -> Verdict:

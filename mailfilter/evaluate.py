@@ -59,7 +59,7 @@ def run(classifier, policy, entries, on_result=None) -> EvalResult:
     started = time.perf_counter()
     for is_spam, rel, path in entries:
         data, block = _read_prefix(path)
-        message_view, ids = classifier.features(data)
+        message_view, ids = classifier.features(data, block)
         verdict = classifier.verdict(data, block, message_view, ids)
         # The very update `mailfilter learn` makes (without its ledger).
         teach(model, ids, is_spam, classifier.config, policy)

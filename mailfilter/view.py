@@ -141,8 +141,9 @@ class _Walker:
         self.budget = max_text
         self.parts = 0
 
-    def walk(self, data: bytes, depth: int, top: bool) -> None:
-        block = scan_header(data)
+    def walk(self, data: bytes, depth: int, top: bool, block=None) -> None:
+        if block is None:
+            block = scan_header(data)
         ctype, params, cte = "text/plain", {}, ""
         hint = None
         if top:
@@ -226,10 +227,11 @@ def _split_multipart(body: bytes, boundary: bytes):
         pos = nxt + 1
 
 
-def parse(data: bytes, max_text: int = 65536) -> MessageView:
-    """The view of a raw message (or of the prefix we read of it)."""
+def parse(data: bytes, max_text: int = 65536, block=None) -> MessageView:
+    """The view of a raw message (or of the prefix we read of it).
+    block: scan_header(data), if the caller already has it."""
     walker = _Walker(max_text)
-    walker.walk(data, 0, True)
+    walker.walk(data, 0, True, block)
     view = walker.view
     for text in view.texts:
         view.urls.extend(_TEXT_URL.findall(text))
