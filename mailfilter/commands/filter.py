@@ -9,7 +9,8 @@ non-zero: 75 (EX_TEMPFAIL), so procmail/the MTA keeps it and retries.
 import os
 
 from .. import __version__, exitcodes
-from ..rawmail import MessageReader, rewrite_header
+from ..log import report
+from ..rawmail import MessageReader, content_digest, rewrite_header
 from . import common
 
 EPILOG = """\
@@ -50,14 +51,12 @@ def main(argv, prog) -> int:
 
 def classify_prefix(home, prefix, block):
     """(verdict, digest, notice). Never raises: failures give UNSURE 0.00."""
-    from ..log import report
     notice = None
     digest = None
     try:
         # Imports inside the try: a broken install (say, a missing mmh3 under
         # another python) must still deliver the mail.
         from ..classifier import Classifier
-        from ..rawmail import content_digest
         digest = content_digest(prefix)
         state, config = common.state_and_config(home)
         classifier = Classifier.for_state(state, config, report)
@@ -94,7 +93,6 @@ def run(home, stats_only=False, exit_code=False) -> int:
     try:
         block = reader.read_prefix()
     except OSError as err:
-        from ..log import report
         report(f"cannot read the message on stdin: {err}")
         return exitcodes.TEMPFAIL
     prefix = reader.prefix
@@ -108,14 +106,12 @@ def run(home, stats_only=False, exit_code=False) -> int:
             try:
                 head = rewrite_header(prefix, block, status_lines(verdict, digest, notice))
             except Exception as err:  # noqa: BLE001
-                from ..log import report
                 report(f"could not add headers, passing the message through as is: {err}")
                 head = prefix
             common.write_all(1, head)
             for chunk in reader.chunks():
                 common.write_all(1, chunk)
     except OSError as err:
-        from ..log import report
         report(f"could not write the message ({err.strerror or err}); exit 75 so it is retried")
         return exitcodes.TEMPFAIL
     if exit_code:
