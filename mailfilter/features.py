@@ -68,16 +68,17 @@ def _cjk_split(piece: str) -> list:
     return _cjk_runs.split(piece)
 
 
-def _is_cjk(ch: str) -> bool:
-    return ("\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u4dbf" or "\u4e00" <= ch <= "\u9fff"
-            or "\uf900" <= ch <= "\ufaff" or "\uff66" <= ch <= "\uff9f")
+def _clip(word: str) -> str:
+    return word if len(word) <= MAX_WORD else f"skip:{word[0]}{len(word) // 10}"
 
 
-def _word(piece: str, out: list) -> None:
-    if len(piece) <= MAX_WORD:
-        out.append(piece)
-    else:
-        out.append(f"skip:{piece[0]}{len(piece) // 10}")
+def _cjk_grams(runs, out: list) -> None:
+    """CJK runs (non-empty) as character bigrams, a lone character as itself."""
+    for run in runs:
+        if len(run) == 1:
+            out.append(run)
+        else:
+            out.extend(run[i:i + 2] for i in range(len(run) - 1))
 
 
 def words(text: str) -> list:
@@ -85,18 +86,15 @@ def words(text: str) -> list:
     out = []
     for piece in text.lower().split():
         if piece.isascii():
-            _word(piece, out)
+            out.append(_clip(piece))
             continue
-        for run in _cjk_split(piece):
-            if not run:
-                continue
-            if _is_cjk(run[0]):
-                if len(run) == 1:
-                    out.append(run)
-                else:
-                    out.extend(run[i:i + 2] for i in range(len(run) - 1))
-            else:
-                _word(run, out)
+        # re.split with one group alternates: other run, CJK run, other run, ...
+        runs = _cjk_split(piece)
+        for k, run in enumerate(runs):
+            if k % 2:
+                _cjk_grams((run,), out)
+            elif run:
+                out.append(_clip(run))
     return out
 
 
@@ -112,13 +110,16 @@ def header_tokens(headers) -> list:
         value = value.lower()
         prefix = name + ":"
         for word in _HEADER_WORD.findall(value):
-            if len(word) > MAX_WORD:
-                word = f"skip:{word[0]}{len(word) // 10}"
+            word = _clip(word)
             out.append(prefix + word)
             if "@" in word:
                 out.append(prefix + "@" + word.rsplit("@", 1)[1])
         if not value.isascii():
-            out.extend(prefix + w for w in words(value) if _is_cjk(w[0]))
+            grams = []
+            for piece in value.split():
+                if not piece.isascii():
+                    _cjk_grams(_cjk_split(piece)[1::2], grams)
+            out.extend(prefix + g for g in grams)
     return out
 
 
@@ -139,8 +140,10 @@ def url_tokens(urls) -> list:
 
 def _encode(tokens) -> list:
     # One join+encode+split in C instead of an encode call per token.
-    joined = "\x00".join(t.replace("\x00", "") for t in tokens) if tokens else ""
-    return joined.encode("utf-8", "surrogatepass").split(b"\x00") if tokens else []
+    if not tokens:
+        return []
+    joined = "\x00".join(t.replace("\x00", "") for t in tokens)
+    return joined.encode("utf-8", "surrogatepass").split(b"\x00")
 
 
 def raw_grams(raw: bytes, family_bits: int) -> set:
