@@ -48,7 +48,6 @@ class Config:
             setattr(self, key, overrides.pop(key, default))
         if overrides:
             raise TypeError(f"unknown settings: {', '.join(overrides)}")
-        self.sources = []
 
     def __repr__(self):
         return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.KEYS) + ")"
@@ -80,7 +79,6 @@ def parse_config(path: str, config: Config) -> Config:
         except ValueError:
             raise ConfigError(f"{path}:{number}: {key} must be a number, got {value!r}") from None
         setattr(config, key, typed)
-    config.sources.append(path)
     if config.spam_threshold > config.good_threshold:
         raise ConfigError(f"{path}: spam_threshold {config.spam_threshold} is above good_threshold {config.good_threshold}")
     if not 10 <= config.model_bits <= 24:
@@ -135,6 +133,5 @@ class State:
         return parse_config(self.config_path, config)
 
 
-def open_state(home=None, create=True) -> State:
-    state = State(resolve_home(home))
-    return state.ensure() if create else state
+def open_state(home=None) -> State:
+    return State(resolve_home(home)).ensure()
