@@ -134,3 +134,47 @@ def test_encoded_word_with_bad_payloads_does_not_raise():
     for raw in [b"=?iso-2022-jp?B?!!!notbase64?=", b"=?x-bogus?Q?=FF=FE?=", b"=?shift_jis?B?gqiJ?=",
                 b"=?euc-jp?B?" + base64.b64encode(b"\xa4\xff\xfe") + b"?="]:
         assert isinstance(view.decode_header_value(raw), str)
+
+
+def _python_codec_names():
+    import encodings
+    import encodings.aliases
+    import pkgutil
+    return sorted(set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values())
+                  | {m.name for m in pkgutil.iter_modules(encodings.__path__)})
+
+
+# unicode_escape warns about invalid escapes in random bytes; it still returns text.
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_no_python_codec_name_as_a_label_makes_decoding_raise():
+    """A charset label is attacker text. Python knows codecs that are not
+    charsets ('base64', 'zlib', 'rot13', 'idna', 'undefined', ...): 21 of these
+    names once raised out of decode, which stopped classification (the fuzzer
+    found charset=base64). Every name must give text."""
+    names = _python_codec_names()
+    assert len(names) > 300 and {"base64", "zlib", "idna", "undefined"} <= set(names)
+    japanese = JA_BODY.encode("cp932")
+    samples = [bytes(range(256)), b"", b"plain words", japanese]
+    failures = []
+    for name in names:
+        for data in samples:
+            try:
+                text = charsets.decode(data, name)
+            except Exception as err:  # noqa: BLE001 - we list them all, then fail
+                failures.append(f"{name}: {type(err).__name__}: {err}")
+                break
+            assert isinstance(text, str)
+    assert failures == []
+    # A label that is no charset is treated as unknown: the bytes are guessed.
+    assert charsets.decode(japanese, "base64") == JA_BODY
+
+
+def test_message_labelled_base64_charset_is_still_classified(tmp_path):
+    from conftest import assert_passthrough, run_mailfilter
+    message = ("From: info@example.jp\nSubject: =?base64?B?" + base64.b64encode(JA_BODY.encode("cp932")).decode()
+               + "?=\nContent-Type: text/plain; charset=base64\n\n").encode() + JA_BODY.encode("cp932") + b"\n"
+    out = run_mailfilter([], message, tmp_path / "home")
+    assert out.returncode == 0
+    assert b"passed through unclassified" not in out.stderr
+    assert b"could not classify" not in out.stdout
+    assert_passthrough(message, out.stdout)
