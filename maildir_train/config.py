@@ -28,15 +28,13 @@ import os
 import pwd
 from dataclasses import dataclass
 
+from mailfilter.errors import ConfigError
+
 from .maildir import check_folder_name
 
 LAYOUT_CHOICES = ("maildir++", "fs", "auto")
 SPAM_ACTIONS = ("move", "delete")
 KEYS = ("user", "maildir", "home", "layout", "spam-folder", "spam-action")
-
-
-class ConfigError(Exception):
-    """Already phrased as `file:line: what is wrong`."""
 
 
 @dataclass

@@ -17,6 +17,7 @@ import sys
 import time
 
 from mailfilter import exitcodes
+from mailfilter.usage import ArgumentParser
 
 from . import config as cfg
 from .maildir import check_folder_name
@@ -69,15 +70,8 @@ examples:
 log = logging.getLogger("maildir-train")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.print_usage(sys.stderr)
-        self.exit(exitcodes.USAGE, f"{self.prog}: error: {message}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="maildir-train", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="maildir-train", description=DESCRIPTION, epilog=EPILOG)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--user", action="store_true", help="train the current user's Maildir")
     mode.add_argument("--config", metavar="FILE",

@@ -28,7 +28,8 @@ from itertools import zip_longest
 
 from mailfilter.classifier import format_pr
 from mailfilter.learning import learn_messages
-from mailfilter.state import ConfigError, open_state
+from mailfilter.errors import ConfigError
+from mailfilter.state import open_state
 from mailfilter.store import ModelError
 
 from . import maildir as md

@@ -26,5 +26,9 @@ def report(message: str, priority: int = syslog.LOG_ERR) -> None:
         pass
 
 
+def warning(message: str) -> None:
+    report(message, syslog.LOG_WARNING)
+
+
 def info(message: str) -> None:
     report(message, syslog.LOG_INFO)

@@ -9,16 +9,14 @@ read over the system-wide defaults in /etc/mailfilter/mailfilter.conf.
 
 import os
 
+from .errors import ConfigError
+
 SYSTEM_CONFIG = "/etc/mailfilter/mailfilter.conf"
 MODEL_NAME = "model.mfm"
 LOCK_NAME = "model.lock"
 CONFIG_NAME = "mailfilter.conf"
 RULES_NAME = "priolist.mfp"
 LEDGER_NAME = "ledger.sqlite"
-
-
-class ConfigError(Exception):
-    """A config problem, already phrased as `file:line: what is wrong`."""
 
 
 class Config:

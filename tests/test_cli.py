@@ -66,7 +66,7 @@ def test_learn_opposite_label_corrects(home):
 
 def test_learn_requires_a_label(home):
     out = run_mailfilter(["learn"], GOOD, home)
-    assert out.returncode == 2 and b"--spam" in out.stderr
+    assert out.returncode == 64 and b"--spam" in out.stderr
 
 
 def test_stats_only_and_exit_codes(home):
@@ -232,3 +232,12 @@ def test_help_teaches():
 def test_unknown_command_is_usage_error():
     out = run_mailfilter(["frobnicate"], b"", None)
     assert out.returncode == 64 and b"unknown command" in out.stderr
+
+
+@pytest.mark.parametrize("command", ["filter", "classify", "learn", "train", "eval", "krfilter",
+                                     "sources", "submission", "demo"])
+def test_every_command_exits_64_on_a_bad_option(command):
+    """EX_USAGE for every usage error, as the README promises (argparse's own is 2)."""
+    out = run_mailfilter([command, "--no-such-option"])
+    assert out.returncode == 64, (out.returncode, out.stderr)
+    assert b"error:" in out.stderr

@@ -3,13 +3,13 @@
 import os
 
 from .. import exitcodes
-from ..state import ConfigError, open_state
+from ..errors import ConfigError
+from ..state import open_state
 
 
 def parser(prog: str, description: str, epilog: str = ""):
-    import argparse     # not at the top: the filter's fast path never needs it
-    p = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from ..usage import ArgumentParser     # not at the top: the filter's fast path never needs it
+    p = ArgumentParser(prog=prog, description=description, epilog=epilog)
     p.add_argument("--home", metavar="DIR",
                    help="state directory (model, mailfilter.conf, priolist.mfp); "
                         "default $MAILFILTER_HOME, else ~/.mailfilter")

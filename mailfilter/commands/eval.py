@@ -3,7 +3,7 @@
 import sys
 
 from .. import exitcodes
-from ..state import ConfigError
+from ..errors import ConfigError
 from . import common
 
 EPILOG = """\

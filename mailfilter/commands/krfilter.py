@@ -2,6 +2,8 @@
 
 import argparse
 
+from ..usage import ArgumentParser
+
 
 DESCRIPTION = """\
 Block new inbound TCP connections from whole countries, krfilter-style, using
@@ -61,18 +63,17 @@ def _ports(text):
         if not item.isdigit() or not 1 <= int(item) <= 65535:
             raise argparse.ArgumentTypeError(f"{item!r} is not a port number 1-65535")
         ports.append(int(item))
-    from ..netblock.writers import MULTIPORT_MAX
+    from ..net.writers import MULTIPORT_MAX
     if len(ports) > MULTIPORT_MAX:
         raise argparse.ArgumentTypeError(f"at most {MULTIPORT_MAX} ports (iptables multiport)")
     return tuple(ports)
 
 
 def main(argv, prog) -> int:
-    from ..netblock import writers
-    from ..netblock.countries import PRESETS
+    from ..net import writers
+    from ..net.countries import PRESETS
     formats = "\n".join(f"  {name:<16} {text}" for name, text in writers.FORMATS.items())
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG.format(formats=formats),
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG.format(formats=formats))
     p.add_argument("files", nargs="*", metavar="FILE", help="delegation files (delegated-*-latest)")
     src = p.add_argument_group("input")
     src.add_argument("--fetch", action="store_true",
@@ -112,7 +113,7 @@ def main(argv, prog) -> int:
         p.error("--name: letters, digits, - and _ only, at most 20 characters")
     if not (args.countries or args.preset or args.list_countries):
         p.error("choose what to block: --countries CC,CC or --preset krfilter|v2|v3 (or --list-countries)")
-    from ..netblock.generate import run
+    from ..net.krfilter import run
     options = writers.Options(name=args.name, reject=args.reject, ports=args.ports, log=args.log,
                               log_rate=args.log_rate, postfix_action=args.postfix_action)
     return run(files=args.files, fetch=args.fetch, urls=args.url, cache_dir=args.cache, lenient=args.lenient,

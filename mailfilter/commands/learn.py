@@ -1,7 +1,7 @@
 """`mailfilter learn --spam|--good`: teach one message."""
 
 from .. import exitcodes
-from ..state import ConfigError
+from ..errors import ConfigError
 from . import common
 
 EPILOG = """\

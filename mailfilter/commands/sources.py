@@ -2,6 +2,8 @@
 
 import argparse
 
+from ..usage import ArgumentParser
+
 DESCRIPTION = """\
 Count where your spam comes from, to decide what (if anything) to block with
 `mailfilter krfilter`.
@@ -47,8 +49,7 @@ def _percent(text):
 
 
 def main(argv, prog) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("spam", nargs="+", metavar="SPAM", help="Maildir, mbox file or directory of spam")
     p.add_argument("--ham", action="append", default=[], metavar="FOLDER",
                    help="good mail, for the same report and the --suggest warning (repeatable)")
@@ -64,6 +65,6 @@ def main(argv, prog) -> int:
                    help="print the krfilter --countries line for countries with at least N%% of the spam")
     p.add_argument("--lenient", action="store_true", help="skip malformed delegation lines with a warning")
     args = p.parse_args(argv)
-    from ..sources import run
+    from ..net.sources import run
     return run(args.spam, args.ham, args.rir, args.cache, args.trust, args.trust_file,
                args.top, args.suggest, args.lenient)

@@ -2,6 +2,8 @@
 
 import argparse
 
+from ..usage import ArgumentParser
+
 DESCRIPTION = """\
 Set up Postfix so your own users can send mail from anywhere, even behind
 ISPs that block outbound port 25 (OP25B): `submission` on port 587 with
@@ -37,8 +39,7 @@ postconf failed (master.cf is restored from the backup).
 
 
 def main(argv, prog) -> int:
-    p = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG)
     p.add_argument("--config-dir", "-c", metavar="DIR",
                    help="Postfix configuration directory (default /etc/postfix)")
     p.add_argument("--apply", action="store_true", help="change master.cf (after a backup) instead of printing")
@@ -46,6 +47,6 @@ def main(argv, prog) -> int:
                    help="master.cf chroot column for the new services (default: the same as smtp/inet)")
     p.add_argument("--services-file", default="/etc/services", metavar="FILE", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    from ..submission import run
+    from ..net.submission import run
     return run(config_dir=args.config_dir or "/etc/postfix", explicit_dir=bool(args.config_dir),
                apply=args.apply, chroot=args.chroot, services_file=args.services_file)

@@ -4,7 +4,7 @@ import random
 import sys
 
 from .. import exitcodes
-from ..state import ConfigError
+from ..errors import ConfigError
 from . import common
 
 EPILOG = """\

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from mailfilter import cidrlist
-from mailfilter.netblock import countries, rir, sets, writers
+from mailfilter.net import addresslist
+from mailfilter.net import countries, rir, sets, writers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RIR = os.path.join(REPO, "tests", "fixtures", "rir")
@@ -228,7 +228,7 @@ def test_country_validation(codes, presets, words):
 
 def test_allow_list_cut_out_of_both_families(tmp_path):
     d = rir.parse(APNIC)
-    allow = cidrlist.parse(["1.11.5.0/24,1.16.0.1", "2001:220:1::/48"], sets.allow_network, "--allow")
+    allow = addresslist.parse(["1.11.5.0/24,1.16.0.1", "2001:220:1::/48"], sets.allow_network, "--allow")
     bl = sets.build([d], ["KR"], allow)
     blocked4 = [ipaddress.ip_network(str(n)) for n in bl.v4]
     assert not any(ipaddress.ip_address("1.11.5.7") in n for n in blocked4)
@@ -244,7 +244,7 @@ def test_allow_list_cut_out_of_both_families(tmp_path):
 def test_allow_file(tmp_path):
     f = tmp_path / "allow"
     f.write_text("# office in Seoul\n1.11.5.0/24   # VPN\n\n2001:220:1::/48\n")
-    assert [str(n) for n in cidrlist.read_file(str(f), sets.allow_network)] == ["1.11.5.0/24", "2001:220:1::/48"]
+    assert [str(n) for n in addresslist.read_file(str(f), sets.allow_network)] == ["1.11.5.0/24", "2001:220:1::/48"]
 
 
 def test_bad_allow_file_line_is_config_error(tmp_path):
@@ -320,7 +320,7 @@ def test_iptables_text_order():
 
 def test_too_many_ports_is_usage_error():
     res = krfilter("-c", "KR", "--ports", ",".join(str(p) for p in range(1, 17)), APNIC)
-    assert res.returncode == 2 and "at most 15 ports" in res.stderr
+    assert res.returncode == 64 and "at most 15 ports" in res.stderr
 
 
 def test_nft_empty_family_has_no_elements():
@@ -344,8 +344,17 @@ def test_postfix_table_with_real_postmap(tmp_path):
     res = krfilter("-c", "KR", "--allow", "1.11.5.0/24", "-f", "postfix", "-o", table, APNIC)
     assert res.returncode == 0, res.stderr
 
+    # A private, empty main.cf: postmap refuses to run without one, and the
+    # machine's own /etc/postfix may have none (Debian's "No configuration").
+    config = tmp_path / "postfix"
+    config.mkdir()
+    (config / "main.cf").write_text("compatibility_level = 3.6\n")
+
     def q(addr):
-        return subprocess.run([postmap, "-q", addr, f"cidr:{table}"], capture_output=True, text=True).stdout.strip()
+        res = subprocess.run([postmap, "-c", str(config), "-q", addr, f"cidr:{table}"],
+                             capture_output=True, text=True)
+        assert res.returncode in (0, 1), res.stderr     # 1: not in the table
+        return res.stdout.strip()
     assert q("1.11.4.1") == writers.Options.postfix_action
     assert q("2001:220:1fff::1") == writers.Options.postfix_action
     assert q("1.11.5.9") == ""

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from mailfilter.sources import first_external, hop_address, _ALWAYS_TRUSTED
+from mailfilter.net.sources import first_external, hop_address, _ALWAYS_TRUSTED
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIX = os.path.join(REPO, "tests", "fixtures")

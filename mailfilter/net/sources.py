@@ -15,8 +15,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from . import cidrlist
-from .mailsource import messages
+from ..mailsource import messages
+from ..rawmail import header_bytes, scan_header
+from . import addresslist
 
 # Never a relay on the Internet: ours, or not routable. Exactly these blocks
 # (not ipaddress's is_private, which also covers documentation space).
@@ -36,12 +37,11 @@ def _trusted_network(item):
 
 
 def _header_bytes(raw: bytes) -> bytes:
-    # Only the header matters, and mail-parser is much faster without bodies.
-    for sep in (b"\r\n\r\n", b"\n\n"):
-        end = raw.find(sep)
-        if end >= 0:
-            return raw[:end + len(sep)]
-    return raw + b"\n\n"
+    """The header block as the filter reads it (rawmail: LF, CRLF or CR
+    lines, an mbox From_ line, no blank line at all), ending in a blank line.
+    Only the header matters, and mail-parser is much faster without bodies."""
+    block = scan_header(raw)
+    return header_bytes(raw, block).rstrip(b"\r\n") + block.eol * 2
 
 
 def hop_address(clause: str):
@@ -71,7 +71,7 @@ def first_external(hops, trusted):
 
 class CountryLookup:
     def __init__(self, delegations):
-        from .netblock.sets import country_index
+        from .sets import country_index
         self.tables = country_index(delegations)
         self.starts = [[row[0] for row in table] for table in self.tables]
 
@@ -174,13 +174,14 @@ def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_
     import os
     import sys
 
-    from . import exitcodes
-    from .log import report
-    from .netblock import inputs
+    from .. import exitcodes
+    from ..errors import InputError
+    from ..log import report, warning
+    from . import inputs
 
     try:
-        trusted = _ALWAYS_TRUSTED + cidrlist.load(trust, trust_files, _trusted_network, "--trust", "trust")
-    except cidrlist.CidrListError as err:
+        trusted = _ALWAYS_TRUSTED + addresslist.load(trust, trust_files, _trusted_network, "--trust", "trust")
+    except InputError as err:
         report(str(err))
         return err.code
     for path in list(spam_paths) + list(ham_paths):
@@ -189,8 +190,8 @@ def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_
             return exitcodes.NOINPUT
     try:
         delegations = inputs.load(rir_files, cache_dir=cache_dir, lenient=lenient,
-                                  warn=lambda m: report(m, 4))
-    except inputs.InputError as err:
+                                  warn=warning)
+    except InputError as err:
         report(str(err))
         return err.code
     lookup = CountryLookup(delegations)
@@ -204,5 +205,5 @@ def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_
     text, warnings = render(spam, ham, top, suggest, names)
     sys.stdout.write(text)
     for w in warnings:
-        report(w, 4)
+        warning(w)
     return exitcodes.OK

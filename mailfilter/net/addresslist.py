@@ -6,15 +6,8 @@ address library's constructor (netaddr for the firewall sets, ipaddress for
 sources), so each keeps the exact syntax it accepts; it must raise ValueError.
 """
 
-from . import exitcodes
-
-
-class CidrListError(Exception):
-    """One line naming where the item came from (an option or file:line), and the exit code."""
-
-    def __init__(self, message, code):
-        super().__init__(message)
-        self.code = code
+from .. import exitcodes
+from ..errors import InputError
 
 
 def parse(values, network, where, code=exitcodes.USAGE):
@@ -24,7 +17,7 @@ def parse(values, network, where, code=exitcodes.USAGE):
             try:
                 nets.append(network(item))
             except ValueError:
-                raise CidrListError(f"{where}: {item!r} is not an IPv4/IPv6 address or CIDR", code) from None
+                raise InputError(f"{where}: {item!r} is not an IPv4/IPv6 address or CIDR", code) from None
     return nets
 
 
@@ -46,6 +39,6 @@ def load(values, files, network, option, kind):
         try:
             nets += read_file(path, network)
         except OSError as err:
-            raise CidrListError(f"{path}: cannot read {kind} file: {err.strerror or err}",
+            raise InputError(f"{path}: cannot read {kind} file: {err.strerror or err}",
                                 exitcodes.NOINPUT) from None
     return nets

@@ -5,6 +5,9 @@ given: a typo (or a country the loaded registries do not cover, like RU in
 APNIC's file) would otherwise block nothing, silently.
 """
 
+from .. import exitcodes
+from ..errors import InputError
+
 # ISO 3166-1 alpha-2, the 249 officially assigned codes (Debian iso-codes).
 ISO3166 = frozenset("""
 AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ
@@ -38,8 +41,10 @@ _HINTS = {
 _REGISTRY_HINT = "load the delegation file of the registry that serves it"
 
 
-class CountryError(Exception):
-    pass
+class CountryError(InputError):
+    """A country code or preset the admin gave can't be used (EX_USAGE)."""
+
+    code = exitcodes.USAGE
 
 
 def split_codes(values) -> list:

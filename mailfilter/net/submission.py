@@ -205,9 +205,9 @@ def main_cf_warnings(config_dir):
 
 def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         services_file="/etc/services", out=print, warn=None) -> int:
-    from . import exitcodes
-    from .log import info, report
-    warn = warn or (lambda m: report(m, 4))
+    from .. import exitcodes
+    from ..log import info, report, warning
+    warn = warn or warning
     try:
         steps = plan(config_dir, chroot)
         for problem in services_file_problems(services_file):

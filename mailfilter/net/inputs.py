@@ -6,6 +6,7 @@ import glob
 import os
 
 from .. import exitcodes
+from ..errors import InputError
 from ..log import info, report
 from . import rir
 
@@ -15,12 +16,6 @@ def default_cache_dir() -> str:
         return "/var/cache/mailfilter/rir"
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return os.path.join(base, "mailfilter", "rir")
-
-
-class InputError(Exception):
-    def __init__(self, message, code):
-        super().__init__(message)
-        self.code = code
 
 
 def load(files, fetch=False, urls=(), cache_dir=None, lenient=False, warn=None):

@@ -1,12 +1,13 @@
-"""`mailfilter krfilter` from parsed options to the written file."""
+"""krfilter: from the parsed options of `mailfilter krfilter` to the written file."""
 
 import sys
 
-from .. import cidrlist, exitcodes
+from .. import exitcodes
 from ..atomicfile import replace
-from ..log import info, report
+from ..errors import InputError
+from ..log import info, report, warning
+from . import addresslist, inputs, sets, writers
 from . import countries as countries_mod
-from . import inputs, sets, writers
 
 
 def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
@@ -18,17 +19,17 @@ def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
     def warn(message):
         warnings.append(message)
         if len(warnings) <= 10:
-            report(message, 4)
+            warning(message)
 
     try:
         delegations = inputs.load(files, fetch, urls, cache_dir, lenient, warn)
-    except inputs.InputError as err:
+    except InputError as err:
         report(str(err))
         return err.code
     if len(warnings) > 10:
-        report(f"... {len(warnings) - 10} more warnings", 4)
+        warning(f"... {len(warnings) - 10} more warnings")
     if lenient and any(d.skipped for d in delegations):
-        report(f"--lenient: skipped {sum(d.skipped for d in delegations)} malformed lines", 4)
+        warning(f"--lenient: skipped {sum(d.skipped for d in delegations)} malformed lines")
 
     present = set().union(*(d.countries for d in delegations))
     if list_countries:
@@ -38,12 +39,12 @@ def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
     names = ", ".join(d.path for d in delegations)
     try:
         chosen = countries_mod.choose(countries, presets, present, names)
-    except countries_mod.CountryError as err:
+    except InputError as err:
         report(str(err))
-        return exitcodes.USAGE
+        return err.code
     try:
-        allow_nets = cidrlist.load(allow, allow_files, sets.allow_network, "--allow", "allow")
-    except cidrlist.CidrListError as err:
+        allow_nets = addresslist.load(allow, allow_files, sets.allow_network, "--allow", "allow")
+    except InputError as err:
         report(str(err))
         return err.code
 

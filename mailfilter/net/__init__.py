@@ -1,0 +1,14 @@
+"""The network helper: country blocking, spam-source reports, Postfix set-up.
+
+Nothing here is on the per-message path; the filter never imports it.
+
+    rir          RIR delegation files: parse, verify (.md5), fetch
+    inputs       which delegation files to read (given, fetched, cached)
+    countries    country codes and presets, checked against the data
+    sets         per-country CIDR sets, merged and minus the allow-list (netaddr)
+    writers      one function per firewall or table format
+    krfilter     `mailfilter krfilter`: options to the written file
+    sources      `mailfilter sources`: first external relay -> country report
+    submission   `mailfilter submission`: Postfix 587/465 through postconf
+    addresslist  the admin's CIDR lists (krfilter --allow, sources --trust)
+"""
