@@ -34,6 +34,10 @@ SERVICES = {
     "submissions": {"port": 465, "params": [("syslog_name", "postfix/submissions"),
                                             ("smtpd_tls_wrappermode", "yes")] + _COMMON},
 }
+# --sasl dovecot: the Postfix side of Dovecot SASL, on these two services only
+# (port 25 keeps no AUTH). The path is relative to the queue directory, so it
+# is the same socket whether smtpd runs chrooted or not.
+SASL = {"dovecot": [("smtpd_sasl_type", "dovecot"), ("smtpd_sasl_path", "private/auth")]}
 
 
 class PostfixError(Exception):
@@ -99,24 +103,34 @@ def read_params(config_dir, name):
     return params
 
 
-def plan(config_dir, chroot=None):
+def wanted_params(name, sasl=None):
+    return SERVICES[name]["params"] + SASL.get(sasl, [])
+
+
+def chroot_column(config_dir, chroot=None, services=None):
+    if chroot is None:
+        smtp = (services or read_master(config_dir)).get(("smtp", "inet"))
+        chroot = smtp[4] if smtp else "-"
+    return chroot
+
+
+def plan(config_dir, chroot=None, sasl=None):
     """The postconf arguments that bring master.cf to what we want, in order."""
     services = read_master(config_dir)
-    if chroot is None:
-        smtp = services.get(("smtp", "inet"))
-        chroot = smtp[4] if smtp else "-"
+    chroot = chroot_column(config_dir, chroot, services)
     steps = []
-    for name, spec in SERVICES.items():
+    for name in SERVICES:
+        params = wanted_params(name, sasl)
         entry = [name, "inet", "n", "-", chroot, "-", "-", "smtpd"]
         current = services.get((name, "inet"))
         have = read_params(config_dir, name) if current else {}
         if current is None or current[2:8] != entry[2:8] or current[8:] and _has_args(current):
             steps.append(("-M", f"{name}/inet={' '.join(entry)}"))
             # -M replaces the whole entry: carry the admin's own -o settings over.
-            keep = {k: v for k, v in have.items() if k not in dict(spec["params"])}
+            keep = {k: v for k, v in have.items() if k not in dict(params)}
             have = {}
             steps += [("-P", f"{name}/inet/{k}={v}") for k, v in keep.items()]
-        for key, value in spec["params"]:
+        for key, value in params:
             if have.get(key) != value:
                 steps.append(("-P", f"{name}/inet/{key}={value}"))
     return steps
@@ -203,16 +217,29 @@ def main_cf_warnings(config_dir):
     return warnings
 
 
+def sasl_warnings(config_dir, chroot=None, sasl=None):
+    """Why AUTH would fail for everyone on the two services as they will be."""
+    from . import sasl as sasl_check
+    services = read_master(config_dir)
+    params = {}
+    for name in SERVICES:
+        have = read_params(config_dir, name) if (name, "inet") in services else {}
+        params[name] = dict(have, **dict(wanted_params(name, sasl)))
+    return sasl_check.problems(config_dir, params, chroot_column(config_dir, chroot, services))
+
+
 def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
-        services_file="/etc/services", out=print, warn=None) -> int:
+        services_file="/etc/services", sasl=None, out=print, warn=None) -> int:
     from .. import exitcodes
     from ..log import info, report, warning
     warn = warn or warning
     try:
-        steps = plan(config_dir, chroot)
+        steps = plan(config_dir, chroot, sasl)
         for problem in services_file_problems(services_file):
             warn(problem)
         for w in main_cf_warnings(config_dir):
+            warn(w)
+        for w in sasl_warnings(config_dir, chroot, sasl):
             warn(w)
         if not steps:
             out(f"{config_dir}/master.cf already has submission and submissions as wanted; nothing to change")
@@ -228,7 +255,7 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         saved = backup(config_dir)
         try:
             apply_steps(config_dir, steps)
-            left = plan(config_dir, chroot)
+            left = plan(config_dir, chroot, sasl)
             if left:
                 raise PostfixError(f"after applying, postconf still differs ({left[0][1]}); restored {saved}")
         except PostfixError:
