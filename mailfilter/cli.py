@@ -19,6 +19,7 @@ COMMANDS = {
     "krfilter": ("mailfilter.commands.krfilter", "country-blocking firewall rules from RIR delegation files"),
     "sources": ("mailfilter.commands.sources", "which countries and networks your spam comes from"),
     "submission": ("mailfilter.commands.submission", "Postfix submission (587) and submissions (465) set-up"),
+    "relaytest": ("mailfilter.commands.relaytest", "is my mail server an open relay? (never sends DATA)"),
     "demo": ("mailfilter.commands.demo", "filter sample mail through a real procmail recipe"),
 }
 

@@ -50,6 +50,8 @@ examples:
   mailfilter submission --config-dir /etc/postfix-out --apply
   mailfilter submission --chroot n            # the chroot column (default: as smtp/inet)
   mailfilter submission --sasl dovecot --apply # logins checked by Dovecot
+  # then, from another machine:
+  mailfilter relaytest mail.example.org --port 587,465 --user alice
 
 exit status: 0 ok (or nothing to do), 73 cannot write, 78 master.cf refused or
 postconf failed (master.cf is restored from the backup).

@@ -9,6 +9,9 @@ Nothing here is on the per-message path; the filter never imports it.
     writers      one function per firewall or table format
     krfilter     `mailfilter krfilter`: options to the written file
     sources      `mailfilter sources`: first external relay -> country report
-    submission   `mailfilter submission`: Postfix 587/465 through postconf
+    submission   `mailfilter submission`: Postfix 587/465 through postconf, SASL checks
+    relaytest    `mailfilter relaytest`: relay tricks against a server, RCPT as verdict
+    smtpclient   the small SMTP client relaytest speaks through
+    netns        is an address ours; a throw-away namespace to test from outside
     addresslist  the admin's CIDR lists (krfilter --allow, sources --trust)
 """

@@ -264,6 +264,7 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         info(f"{config_dir}/master.cf: submission (587) and submissions (465) set; backup {saved}")
         out(f"changed {config_dir}/master.cf ({len(steps)} postconf edits); backup: {saved}")
         out("now: postfix check && postfix reload")
+        out("then, from outside: mailfilter relaytest YOUR-MAIL-HOST --port 587,465 --user SOMEONE")
         return exitcodes.OK
     except PostfixError as err:
         report(str(err))
