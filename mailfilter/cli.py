@@ -16,6 +16,7 @@ COMMANDS = {
     "learn": ("mailfilter.commands.learn", "teach one message on stdin as --spam or --good"),
     "train": ("mailfilter.commands.train", "train in bulk from Maildirs, mbox files or directories"),
     "eval": ("mailfilter.commands.eval", "TREC online evaluation over an index file"),
+    "rebuild": ("mailfilter.commands.rebuild", "teach a new model from the training cache (after an upgrade)"),
     "krfilter": ("mailfilter.commands.krfilter", "country-blocking firewall rules from RIR delegation files"),
     "sources": ("mailfilter.commands.sources", "which countries and networks your spam comes from"),
     "submission": ("mailfilter.commands.submission", "Postfix submission (587) and submissions (465) set-up"),

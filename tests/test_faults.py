@@ -19,7 +19,7 @@ import threading
 
 import pytest
 
-from mailfilter import store
+from mailfilter.store import modelfile
 from conftest import MAILFILTER, SAMPLES, assert_passthrough, env_for, need, run_mailfilter, status_of
 
 MESSAGE = b"From: friend@example.com\nSubject: lunch\n\nSee you at noon.\n"
@@ -88,8 +88,11 @@ MODEL_FAULTS = {
     "one_byte_long": (lambda raw: raw + b"\0", b"expected"),
     "zeroed": (lambda raw: bytes(len(raw)), b"bad magic"),
     "random_bytes": (lambda raw: os.urandom(len(raw)), b"bad magic"),
-    "older_version": (_set_u32(8, store.VERSION - 1), b"model format version"),
-    "newer_version": (_set_u32(8, store.VERSION + 1), b"model format version"),
+    "older_version": (_set_u32(8, 1), b"model file format 1"),
+    "newer_version": (_set_u32(8, modelfile.FORMAT + 1), b"model file format"),
+    # Written by another tokenizer: refused with the way out, never misread.
+    "other_feature_version": (_set_u32(40, 99), b"model written by features v99, this is v"),
+    "other_feature_settings": (_set_u32(44, 12345), b"with other settings, this is v"),
     "bits_out_of_range": (_set_u32(12, 40), b"out of range"),
     "bits_disagree_with_size": (_set_u32(12, 12), b"expected"),
 }
