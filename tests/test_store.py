@@ -187,3 +187,20 @@ def test_feature_settings_are_pinned_to_their_version():
     assert features.VERSION in SPEC_CRCS, "a new feature version: add its CRC to SPEC_CRCS"
     assert SPEC_CRCS[features.VERSION] == crc, (
         f"features.SPEC changed (crc {crc:#x}) but VERSION is still {features.VERSION}: bump it")
+
+
+def test_ledger_rows_newer_than_the_model_are_forgotten(tmp_path):
+    """A crash between the ledger commit and the model rename leaves rows of a
+    generation the model never reached; the next writer drops them, so those
+    messages are simply taught again."""
+    from mailfilter.store.ledger import Ledger
+    store = _file_store(tmp_path)
+    with store.writer() as writer:
+        writer.commit(writer.load_copy(), [("kept", "spam", 0.0)])
+    ledger = Ledger(store.ledger_path, 1)
+    ledger.record([("orphan", "good", 0.0)], 2)          # as if the model save never happened
+    ledger.close()
+    with store.writer() as writer:
+        writer.load_copy()
+        assert writer.label_of("kept") == "spam"
+        assert writer.label_of("orphan") is None
