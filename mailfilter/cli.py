@@ -18,6 +18,7 @@ COMMANDS = {
     "eval": ("mailfilter.commands.eval", "TREC online evaluation over an index file"),
     "krfilter": ("mailfilter.commands.krfilter", "country-blocking firewall rules from RIR delegation files"),
     "sources": ("mailfilter.commands.sources", "which countries and networks your spam comes from"),
+    "drops": ("mailfilter.commands.drops", "what the country rules dropped: by country, day, address and port"),
     "submission": ("mailfilter.commands.submission", "Postfix submission (587) and submissions (465) set-up"),
     "demo": ("mailfilter.commands.demo", "filter sample mail through a real procmail recipe"),
 }
