@@ -163,7 +163,7 @@ def build(tally, stats, counters, lookup, top, inputs_used, rir_names, since, un
                        "country": _counter_country(r, lookup), "packets": r.packets, "bytes": r.bytes}
                       for r in counters.rows],
             "total": sum(r.packets for r in counters.rows),
-            "per_country": "*" not in counter_countries,
+            "per_country": any(cc not in ("*", "??") for cc in counter_countries),
             "logged": counters.logged,
         }
 
@@ -171,8 +171,9 @@ def build(tally, stats, counters, lookup, top, inputs_used, rir_names, since, un
     # counters show (zeros included), else as far as the log shows.
     if blocked_given:
         blocked, blocked_from = list(blocked_given), "--countries/--preset"
-    elif counters is not None and counter_countries and "*" not in counter_countries:
-        blocked, blocked_from = sorted(cc for cc in counter_countries if cc != "??"), "the per-country counters"
+    elif counters is not None and any(cc not in ("*", "??") for cc in counter_countries):
+        blocked, blocked_from = (sorted(cc for cc in counter_countries if cc not in ("*", "??")),
+                                 "the per-country counters")
     else:
         blocked, blocked_from = sorted(cc for cc in log_countries if cc != "??"), "the log"
     doc["blocked"] = {"countries": blocked, "from": blocked_from}
@@ -185,8 +186,7 @@ def build(tally, stats, counters, lookup, top, inputs_used, rir_names, since, un
         doc["countries"].append({
             "country": cc, "blocked": cc in blocked,
             "log_drops": log_countries.get(cc, 0) if tally is not None else None,
-            "counter_packets": counter_countries.get(cc) if counters is not None and "*" not in counter_countries
-            else None,
+            "counter_packets": counter_countries.get(cc),
             "spam": spam.countries.get(cc, 0) if spam is not None else None})
     if spam is not None:
         doc["sources"] = {"messages": spam.messages, "with_relay": spam.relays,
@@ -226,7 +226,7 @@ def _suggestions(doc, blocked, spam, percent):
                 if row.get(key) is not None]
         if not seen:
             continue
-        why = f"nothing from {cc} was dropped ({' or '.join(seen)})"
+        why = f"no drop from {cc} in {' or '.join(seen)}"
         if spam is not None:
             why += " and none of the spam came from it"
         out.append({"action": "lift", "country": cc, "reason": why + "; the rule only risks refusing good mail"})
@@ -257,9 +257,9 @@ def render_text(doc, top):
         out.append(f"counters: {'; '.join(counters['read']) or 'none loaded'}")
         out.append(f"  note: {COUNTER_NOTE}")
         if counters["logged"] is not None:
-            out.append(f"  the LOG rule logged {counters['logged']} of {counters['total']} dropped SYNs")
-        if not counters["per_country"]:
-            out.append("  one set holds every country, so the counters give one total "
+            out.append(f"  iptables' LOG rule wrote {counters['logged']} log lines; the rest were dropped unlogged")
+        if any(r["country"] == "*" for r in counters["rules"]):
+            out.append("  one set holds every country, so its counter is one total "
                        "(krfilter --per-country counts each country)")
     out.append(f"countries from: {', '.join(doc['inputs']['rir'])}")
     out.append("")
@@ -275,6 +275,9 @@ def render_text(doc, top):
             line += f"  {_cell(row['spam']):>7}"
         out.append(line)
     if counters is not None:
+        one_set = sum(r["packets"] for r in counters["rules"] if r["country"] == "*")
+        if any(r["country"] == "*" for r in counters["rules"]):
+            out.append(f"  {'all (one set)':<21}  {'':>11}  {one_set:>16}")
         out.append(f"  {'total':<10}  {'':<7}  {_cell(log['drops'] if log else None):>11}  {counters['total']:>16}")
     out.append(f"  (blocked countries from {doc['blocked']['from']})")
 
