@@ -382,23 +382,32 @@ def render_chart(doc):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    import datetime
     log = doc["log"]
-    days = [d["day"] for d in log["days"]]
+    # Every day from the first to the last, so a quiet day shows as a gap.
+    logged = {d["day"]: d["countries"] for d in log["days"]}
+    days = []
+    if logged:
+        day, last = (datetime.date.fromisoformat(d) for d in (min(logged), max(logged)))
+        while day <= last:
+            days.append(day.isoformat())
+            day += datetime.timedelta(days=1)
+    per_day = [logged.get(day, {}) for day in days]
     ccs = [c["country"] for c in log["countries"]]
     shown = ccs[:8]
     width, height, dpi = CHART_SIZE
     fig, ax = plt.subplots(figsize=(width, height), dpi=dpi)
     bottom = [0] * len(days)
-    series = [(cc, [d["countries"].get(cc, 0) for d in log["days"]]) for cc in shown]
+    series = [(cc, [counts.get(cc, 0) for counts in per_day]) for cc in shown]
     if len(ccs) > len(shown):
-        series.append(("other", [sum(n for cc, n in d["countries"].items() if cc not in shown)
-                                 for d in log["days"]]))
+        series.append(("other", [sum(n for cc, n in counts.items() if cc not in shown) for counts in per_day]))
     for label, values in series:
         ax.bar(range(len(days)), values, bottom=bottom, label=label)
         bottom = [b + v for b, v in zip(bottom, values)]
     step = max(1, len(days) // 10)
     ax.set_xticks(range(0, len(days), step))
     ax.set_xticklabels(days[::step], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, max(bottom + [1]) * 1.1)         # room above the highest day
     ax.set_ylabel("dropped SYNs logged")
     ax.set_title(f"{doc['inputs']['name']} drops per day by country (log samples, rate-limited)", fontsize=10)
     if series:
