@@ -306,13 +306,14 @@ def render_text(doc, top):
         out.append("")
         out.append("first and last seen, by country (log samples):")
         for c in log["countries"]:
-            out.append(f"  {c['country']:<3} {c['addresses']:>5} addresses  {c['first_seen']} .. {c['last_seen']}")
+            noun = "address" if c["addresses"] == 1 else "addresses"
+            out.append(f"  {c['country']:<3} {c['addresses']:>5} {noun:<9}  {c['first_seen']} .. {c['last_seen']}")
 
     if doc["sources"] is not None:
         s = doc["sources"]
         out.append("")
         out.append(f"spam sources beside the drops ({s['messages']} spam messages, {s['with_relay']} with an "
-                   f"external relay; the same report as `mailfilter sources`):")
+                   f"external relay, counted as `mailfilter sources` counts them):")
         for row in rows:
             if row["spam"] is None:
                 continue

@@ -290,3 +290,30 @@ def test_help_teaches():
     assert res.returncode == 0
     for word in ("examples:", "--journal", "--counters", "samples", "totals", "exit status", "watch-then-block"):
         assert word in res.stdout, word
+
+
+def test_journal_option_asks_journalctl_for_the_period(logs, tmp_path):
+    """A stand-in journalctl (a mock, said plainly): the real one runs here,
+    but with no journald to write a journal there is nothing for it to read.
+    The stand-in records its arguments and prints the recorded journal JSON,
+    as `journalctl -k -o json` would."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    args_file = tmp_path / "args"
+    fake = bin_dir / "journalctl"
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {args_file}\nexec cat {logs['journal']}\n")
+    fake.chmod(0o755)
+    env = dict(ENV, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    res = subprocess.run([sys.executable, "-m", "mailfilter", "drops", *RIR, "--json", "--host", "mx", "--journal",
+                          "--since", "2024-03-03", "--until", "2024-03-05"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    doc = as_json(res)
+    assert args_file.read_text().split("\n")[:-1] == [
+        "-k", "-o", "json", "--no-pager", "--since", "2024-03-03 00:00:00", "--until", "2024-03-05 00:00:00"]
+    assert doc["inputs"]["logs"] == ["journalctl -k -o json"]
+    assert [d["day"] for d in doc["log"]["days"]] == ["2024-03-03", "2024-03-04"]
+    # journalctl failing is not an empty report.
+    fake.write_text("#!/bin/sh\necho 'Failed to open journal: Permission denied' >&2\nexit 2\n")
+    res = subprocess.run([sys.executable, "-m", "mailfilter", "drops", *RIR, "--journal"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 69 and "Permission denied" in res.stderr and res.stdout == ""
