@@ -519,8 +519,8 @@ def _run(files, journal, counters, counter_files, rir_files, cache_dir, name, ho
                     reader.read(path)
                 except (OSError, EOFError) as err:     # gzip's EOFError: a truncated .gz
                     raise InputError(f"{path}: cannot read: {getattr(err, 'strerror', None) or err}",
-                                     exitcodes.NOINPUT if isinstance(err, FileNotFoundError) else exitcodes.DATAERR
-                                     ) from None
+                                     exitcodes.NOINPUT if isinstance(err, (FileNotFoundError, PermissionError))
+                                     else exitcodes.DATAERR) from None
             if journal:
                 _journal(reader, since, until)
         finally:

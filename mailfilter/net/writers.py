@@ -62,8 +62,7 @@ def _header(bl, fmt, load_hint, comment="#"):
     return lines
 
 
-def _per_country_note(bl, c="#"):
-    return [f"{c} Per country (--per-country): one counted rule each, never merged across countries"]
+PER_COUNTRY_NOTE = "# Per country (--per-country): one counted rule each, never merged across countries"
 
 
 def _n(count, noun):
@@ -73,7 +72,7 @@ def _n(count, noun):
 def _iptables_script(bl, opts, fmt, load_hint, rules):
     """An iptables-restore script: chain set-up, `rules` jumping to NAME-DROP, the drop chain."""
     chain, drop = opts.chain, f"{opts.chain}-DROP"
-    lines = _header(bl, fmt, load_hint) + (_per_country_note(bl) if opts.per_country else [])
+    lines = _header(bl, fmt, load_hint) + ([PER_COUNTRY_NOTE] if opts.per_country else [])
     lines += ["*filter",
               f":{chain} - [0:0]",
               f":{drop} - [0:0]",
@@ -149,7 +148,7 @@ def ipset(bl, opts):
     lines = _header(bl, "ipset", "ipset restore -file FILE; rules once: mailfilter krfilter "
                                  "--format ipset-iptables | iptables-restore --noflush (and ipset-ip6tables)")
     if opts.per_country:
-        lines += _per_country_note(bl)
+        lines.append(PER_COUNTRY_NOTE)
     for family, (live, nets) in [(f, pair) for f in ("inet", "inet6")
                                  for pair in _ipset_names(bl, opts, 4 if f == "inet" else 6)]:
         new = f"{live}-new"
@@ -190,7 +189,7 @@ def nft(bl, opts):
     t = opts.name
     lines = _header(bl, "nft", "nft -f FILE (one transaction: the old table is replaced whole)")
     if opts.per_country:
-        lines += _per_country_note(bl)
+        lines.append(PER_COUNTRY_NOTE)
     # Declaring then deleting the table makes the file work whether or not it
     # is loaded already, and the whole file is still one transaction.
     lines += [f"table inet {t}", f"delete table inet {t}", f"table inet {t} {{"]
