@@ -17,8 +17,8 @@ import io
 import ipaddress
 import os
 import sys
+import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
 
 from .. import exitcodes
 from ..errors import InputError
@@ -36,12 +36,10 @@ CHART_HINT = ("--chart needs matplotlib, which is not installed: "
 
 
 def day_text(day):
-    import time
     return time.strftime("%Y-%m-%d", time.gmtime(day * 86400))
 
 
 def time_text(when):
-    import time
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when))
 
 
@@ -70,14 +68,6 @@ class Tally:
     @property
     def total(self):
         return sum(self.cells.values())
-
-
-@dataclass
-class Inputs:
-    logs: list = field(default_factory=list)
-    journal: bool = False
-    counters: bool = False
-    counter_files: list = field(default_factory=list)
 
 
 # -- the report as data (the JSON), from which the table is printed -----------------

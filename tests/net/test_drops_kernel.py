@@ -20,7 +20,7 @@ import sys
 
 import pytest
 
-from netns_lab import CLIENT, SRV4, SRV6, Lab, need
+from netns_lab import Lab, need
 
 pytestmark = pytest.mark.root
 
