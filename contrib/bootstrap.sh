@@ -27,4 +27,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # A regular (not editable) install: the editable finder costs ~7 ms of every
 # filter process's start-up. Tests run the source tree via PYTHONPATH.
-.venv/bin/python -m pip install -q '.[test,bench,fuzz]'
+.venv/bin/python -m pip install -q '.[test,bench,fuzz,chart]'

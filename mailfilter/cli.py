@@ -19,6 +19,7 @@ COMMANDS = {
     "rebuild": ("mailfilter.commands.rebuild", "teach a new model from the training cache (after an upgrade)"),
     "krfilter": ("mailfilter.commands.krfilter", "country-blocking firewall rules from RIR delegation files"),
     "sources": ("mailfilter.commands.sources", "which countries and networks your spam comes from"),
+    "drops": ("mailfilter.commands.drops", "what the country rules dropped: by country, day, address and port"),
     "submission": ("mailfilter.commands.submission", "Postfix submission (587) and submissions (465) set-up"),
     "demo": ("mailfilter.commands.demo", "filter sample mail through a real procmail recipe"),
 }

@@ -4,6 +4,7 @@ OK = 0
 USAGE = 64        # EX_USAGE: bad command line
 DATAERR = 65      # EX_DATAERR: bad input data (corrupt delegation file, bad rules)
 NOINPUT = 66      # EX_NOINPUT: an input file is missing or unreadable
+UNAVAILABLE = 69  # EX_UNAVAILABLE: a tool or service needed is missing (journalctl, matplotlib)
 SOFTWARE = 70     # EX_SOFTWARE: internal error
 CANTCREAT = 73    # EX_CANTCREAT: cannot create an output file
 IOERR = 74        # EX_IOERR: read/write error

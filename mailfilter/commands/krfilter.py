@@ -103,6 +103,8 @@ def main(argv, prog) -> int:
                      help="block only connections to these ports (default: all ports)")
     out.add_argument("--log", action="store_true", help="LOG blocked SYNs, rate-limited")
     out.add_argument("--log-rate", default=writers.Options.log_rate, metavar="RATE", help="log at most RATE (default 6/minute)")
+    out.add_argument("--per-country", action="store_true",
+                     help="one set (or prefix run) and one counted rule per country, for `mailfilter drops --counters`")
     out.add_argument("--name", default=writers.Options.name,
                      help="ipset sets NAME4/NAME6, nft table NAME, iptables chain NAME in capitals")
     out.add_argument("--postfix-action", default=writers.Options.postfix_action, metavar="TEXT",
@@ -115,7 +117,8 @@ def main(argv, prog) -> int:
         p.error("choose what to block: --countries CC,CC or --preset krfilter|v2|v3 (or --list-countries)")
     from ..net.krfilter import run
     options = writers.Options(name=args.name, reject=args.reject, ports=args.ports, log=args.log,
-                              log_rate=args.log_rate, postfix_action=args.postfix_action)
+                              log_rate=args.log_rate, postfix_action=args.postfix_action,
+                              per_country=args.per_country)
     return run(files=args.files, fetch=args.fetch, urls=args.url, cache_dir=args.cache, lenient=args.lenient,
                countries=args.countries, presets=args.preset, allow=args.allow, allow_files=args.allow_file,
                fmt=args.format, output=args.output, options=options, list_countries=args.list_countries,

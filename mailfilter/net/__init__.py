@@ -9,6 +9,9 @@ Nothing here is on the per-message path; the filter never imports it.
     writers      one function per firewall or table format
     krfilter     `mailfilter krfilter`: options to the written file
     sources      `mailfilter sources`: first external relay -> country report
+    drops        `mailfilter drops`: what the rules dropped, log samples and counter totals
+    droplog      the kernel's LOG lines, from kern.log (gzip too) or journald JSON, streamed
+    dropcounters the rules' packet counters, from nft JSON or iptables -L
     submission   `mailfilter submission`: Postfix 587/465 through postconf
     addresslist  the admin's CIDR lists (krfilter --allow, sources --trust)
 """

@@ -124,6 +124,31 @@ def _pct(n, total):
     return f"{100.0 * n / total:5.1f}%" if total else "    -"
 
 
+def countries_over(spam: Tally, percent: float) -> list:
+    """The countries that sent at least `percent` of the spam, most first;
+    never "??" (no country to block). `sources --suggest` and `drops --suggest`
+    both decide with this."""
+    total = spam.relays
+    ranked = sorted(spam.countries.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [cc for cc, n in ranked if cc != "??" and total and 100.0 * n / total >= percent]
+
+
+def load_spam(paths, lookup, trust=(), trust_files=()):
+    """The spam tally for `paths`, with `--trust` as sources reads it; raises InputError."""
+    import os
+
+    from .. import exitcodes
+    from ..errors import InputError
+    trusted = _ALWAYS_TRUSTED + addresslist.load(trust, trust_files, _trusted_network, "--trust", "trust")
+    for path in paths:
+        if not os.path.exists(path):
+            raise InputError(f"{path}: no such Maildir, mbox or directory", exitcodes.NOINPUT)
+    try:
+        return tally(paths, lookup, trusted)
+    except OSError as err:
+        raise InputError(f"cannot read mail: {err}", exitcodes.NOINPUT) from None
+
+
 def render(spam: Tally, ham: Tally | None, top: int, suggest: float | None, sources: str):
     """The report text, plus the warnings to log."""
     out, warnings = [], []
@@ -150,8 +175,7 @@ def render(spam: Tally, ham: Tally | None, top: int, suggest: float | None, sour
     for (net, cc), n in ranked[:top]:
         out.append(f"  {str(net):<22} {cc}  {n:7d}  {_pct(n, total)}")
     if suggest is not None:
-        chosen = [cc for cc, n in by_count
-                  if cc != "??" and total and 100.0 * n / total >= suggest]
+        chosen = countries_over(spam, suggest)
         out.append("")
         if chosen:
             out.append(f"suggested (countries sending at least {suggest:g}% of the spam):")

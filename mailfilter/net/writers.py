@@ -35,6 +35,9 @@ class Options:
     ports: tuple = ()               # only these destination ports; () = all
     log: bool = False
     log_rate: str = "6/minute"
+    per_country: bool = False       # one set (nft, ipset) or prefix run (iptables) per country, each
+                                    # with its own counted rule, so `mailfilter drops --counters`
+                                    # can tell the countries apart
     postfix_action: str = "REJECT 5.7.1 mail from your network is not accepted here"
 
     @property
@@ -59,6 +62,9 @@ def _header(bl, fmt, load_hint, comment="#"):
     return lines
 
 
+PER_COUNTRY_NOTE = "# Per country (--per-country): one counted rule each, never merged across countries"
+
+
 def _n(count, noun):
     return f"{count} {noun}{'' if count == 1 else 'es'}"
 
@@ -66,7 +72,7 @@ def _n(count, noun):
 def _iptables_script(bl, opts, fmt, load_hint, rules):
     """An iptables-restore script: chain set-up, `rules` jumping to NAME-DROP, the drop chain."""
     chain, drop = opts.chain, f"{opts.chain}-DROP"
-    lines = _header(bl, fmt, load_hint)
+    lines = _header(bl, fmt, load_hint) + ([PER_COUNTRY_NOTE] if opts.per_country else [])
     lines += ["*filter",
               f":{chain} - [0:0]",
               f":{drop} - [0:0]",
@@ -96,9 +102,17 @@ def _hook_hint(tool, opts):
             f"{tool} -C INPUT -j {opts.chain} 2>/dev/null || {tool} -I INPUT -j {opts.chain}")
 
 
+def _nets(bl, opts, family):
+    """The prefixes to list: merged across countries, or, with --per-country,
+    each country's own in turn, so each prefix (and its counter) belongs to one."""
+    if opts.per_country:
+        return [n for cc in bl.countries for n in bl.by_country[cc][family == 6]]
+    return bl.v4 if family == 4 else bl.v6
+
+
 def iptables(bl, opts, family=4):
     tool = _tool(family)
-    nets = bl.v4 if family == 4 else bl.v6
+    nets = _nets(bl, opts, family)
     return _iptables_script(bl, opts, tool, _hook_hint(tool, opts), [f"-s {n}" for n in nets])
 
 
@@ -122,11 +136,21 @@ def _hashsize(n):
     return size
 
 
+def _ipset_names(bl, opts, family):
+    """[(set name, prefixes)]: NAME4 / NAME6, or NAME4-CC per country."""
+    base = f"{opts.name}{family}"
+    if opts.per_country:
+        return [(f"{base}-{cc}", bl.by_country[cc][family == 6]) for cc in bl.countries]
+    return [(base, bl.v4 if family == 4 else bl.v6)]
+
+
 def ipset(bl, opts):
     lines = _header(bl, "ipset", "ipset restore -file FILE; rules once: mailfilter krfilter "
                                  "--format ipset-iptables | iptables-restore --noflush (and ipset-ip6tables)")
-    for family, nets in (("inet", bl.v4), ("inet6", bl.v6)):
-        live = f"{opts.name}{'4' if family == 'inet' else '6'}"
+    if opts.per_country:
+        lines.append(PER_COUNTRY_NOTE)
+    for family, (live, nets) in [(f, pair) for f in ("inet", "inet6")
+                                 for pair in _ipset_names(bl, opts, 4 if f == "inet" else 6)]:
         new = f"{live}-new"
         params = f"hash:net family {family} hashsize {_hashsize(len(nets))} maxelem {_maxelem(len(nets))}"
         lines += [f"create {live} {params} -exist",
@@ -141,7 +165,7 @@ def ipset(bl, opts):
 def _ipset_rules(bl, opts, family):
     tool = _tool(family)
     return _iptables_script(bl, opts, f"ipset-{tool}", f"after the ipset file: {_hook_hint(tool, opts)}",
-                            [f"-m set --match-set {opts.name}{family} src"])
+                            [f"-m set --match-set {name} src" for name, _ in _ipset_names(bl, opts, family)])
 
 
 def ipset_iptables(bl, opts):
@@ -164,13 +188,20 @@ def _nft_set(name, kind, nets):
 def nft(bl, opts):
     t = opts.name
     lines = _header(bl, "nft", "nft -f FILE (one transaction: the old table is replaced whole)")
+    if opts.per_country:
+        lines.append(PER_COUNTRY_NOTE)
     # Declaring then deleting the table makes the file work whether or not it
     # is loaded already, and the whole file is still one transaction.
     lines += [f"table inet {t}", f"delete table inet {t}", f"table inet {t} {{"]
-    lines += _nft_set("block4", "ipv4_addr", bl.v4)
-    lines += _nft_set("block6", "ipv6_addr", bl.v6)
+    if opts.per_country:
+        for cc in bl.countries:
+            lines += _nft_set(f"block4_{cc}", "ipv4_addr", bl.by_country[cc][0])
+            lines += _nft_set(f"block6_{cc}", "ipv6_addr", bl.by_country[cc][1])
+    else:
+        lines += _nft_set("block4", "ipv4_addr", bl.v4)
+        lines += _nft_set("block6", "ipv6_addr", bl.v6)
     verdict = "reject with tcp reset" if opts.reject else "drop"
-    log = f'limit rate {opts.log_rate} log prefix "{t}: " level info ' if opts.log else ""
+    log = f'limit rate {opts.log_rate} log prefix "{t}: " level info' if opts.log else ""
     # accept in this base chain ends only this chain: other chains on the
     # input hook still see the packet, like RETURN in the iptables formats.
     lines += ["\tchain input {",
@@ -181,9 +212,22 @@ def nft(bl, opts):
               "\t\ttcp flags & (fin | syn | rst | ack) != syn accept"]
     if opts.ports:
         lines.append(f"\t\ttcp dport != {{ {', '.join(map(str, opts.ports))} }} accept")
+    if opts.per_country:
+        # Each country's rule counts and hands over to one `blocked` chain, so
+        # the LOG rate limit stays one for all, as in the iptables formats.
+        for cc in bl.countries:
+            lines += [f"\t\tip saddr @block4_{cc} counter goto blocked",
+                      f"\t\tip6 saddr @block6_{cc} counter goto blocked"]
+        lines += ["\t}", "\tchain blocked {"]
+        if log:
+            lines.append(f"\t\t{log}")
+        lines += [f"\t\t{verdict}", "\t}", "}"]
+        return "\n".join(lines) + "\n"
     if log:
         lines += [f"\t\tip saddr @block4 {log}", f"\t\tip6 saddr @block6 {log}"]
-    lines += [f"\t\tip saddr @block4 {verdict}", f"\t\tip6 saddr @block6 {verdict}", "\t}", "}"]
+    # `counter`: nft counts only where asked, and the drop rules' totals are
+    # what `mailfilter drops --counters` reports (the LOG lines are samples).
+    lines += [f"\t\tip saddr @block4 counter {verdict}", f"\t\tip6 saddr @block6 counter {verdict}", "\t}", "}"]
     return "\n".join(lines) + "\n"
 
 

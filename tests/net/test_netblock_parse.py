@@ -373,3 +373,57 @@ def test_help_teaches():
     assert res.returncode == 0
     for word in ("examples:", "--preset", "ipset restore", "nft -f", "check_client_access", "exit status"):
         assert word in res.stdout
+
+
+ADJACENT = """2|test|20240101|3|20240101|20240101|+0000
+test|*|ipv4|*|3|summary
+test|KR|ipv4|10.0.0.0|256|20240101|allocated
+test|CN|ipv4|10.0.1.0|256|20240101|allocated
+test|JP|ipv4|10.0.2.0|256|20240101|allocated
+"""
+
+
+def test_per_country_never_merges_across_countries(tmp_path):
+    """KR 10.0.0.0/24 and CN 10.0.1.0/24 merge into one /23 by default; with
+    --per-country each keeps its own set (nft, ipset) or prefixes (iptables),
+    so each country's counter counts only that country."""
+    f = tmp_path / "delegated-adjacent"
+    f.write_text(ADJACENT)
+    merged = krfilter("-c", "KR,CN", "-f", "cidr", f).stdout
+    assert "10.0.0.0/23" in merged.splitlines()
+    nft = krfilter("-c", "KR,CN", "-f", "nft", "--per-country", "--log", f).stdout
+    assert "set block4_KR {" in nft and "set block4_CN {" in nft and "set block4 {" not in nft
+    assert _nft_elements(nft, "block4_KR") == ["10.0.0.0/24"]
+    assert _nft_elements(nft, "block4_CN") == ["10.0.1.0/24"]
+    assert "\t\tip saddr @block4_CN counter goto blocked\n" in nft
+    # One LOG rule (one rate limit) for every country, in the chain they all go to.
+    assert nft.count("log prefix") == 1 and nft.split("chain blocked {")[1].count("log prefix") == 1
+    ipt = krfilter("-c", "KR,CN", "-f", "iptables", "--per-country", f).stdout
+    assert "-A KRFILTER -s 10.0.0.0/24 -j KRFILTER-DROP" in ipt and "-A KRFILTER -s 10.0.1.0/24 -j KRFILTER-DROP" in ipt
+    ipset = krfilter("-c", "KR,CN", "-f", "ipset", "--per-country", f).stdout
+    assert "add krfilter4-KR-new 10.0.0.0/24" in ipset and "swap krfilter4-CN-new krfilter4-CN" in ipset
+    rules = krfilter("-c", "KR,CN", "-f", "ipset-iptables", "--per-country", f).stdout
+    assert [l for l in rules.splitlines() if "match-set" in l] == [
+        "-A KRFILTER -m set --match-set krfilter4-KR src -j KRFILTER-DROP",
+        "-A KRFILTER -m set --match-set krfilter4-CN src -j KRFILTER-DROP"]
+
+
+def test_per_country_cuts_the_allow_list_from_each_country(tmp_path):
+    f = tmp_path / "delegated-adjacent"
+    f.write_text(ADJACENT)
+    nft = krfilter("-c", "KR,CN", "-f", "nft", "--per-country", "--allow", "10.0.1.0/25", f).stdout
+    assert _nft_elements(nft, "block4_CN") == ["10.0.1.128/25"]
+    assert _nft_elements(nft, "block4_KR") == ["10.0.0.0/24"]
+
+
+def _nft_elements(text, name):
+    body = text.split(f"set {name} {{")[1].split("elements = {")[1].split("}")[0]
+    return [item.strip() for item in body.split(",") if item.strip()]
+
+
+def test_default_nft_drop_rules_count():
+    """The nft drop rules carry `counter` (nft counts nothing unasked): the
+    totals `mailfilter drops --counters` reports."""
+    res = krfilter("-c", "KR", "-f", "nft", "--reject", APNIC)
+    assert "\t\tip saddr @block4 counter reject with tcp reset\n" in res.stdout
+    assert "\t\tip6 saddr @block6 counter reject with tcp reset\n" in res.stdout
