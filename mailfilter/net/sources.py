@@ -188,7 +188,10 @@ def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_
     except OSError as err:
         report(f"cannot read mail: {err}")
         return exitcodes.NOINPUT
-    names = ", ".join(os.path.basename(d.path) for d in delegations)
+    # File names go on stdout: a newline can't start a report line of its
+    # own, and a name that is not UTF-8 can't crash a strict-UTF-8 stdout.
+    from .writers import comment_text
+    names = ", ".join(comment_text(os.path.basename(d.path)) for d in delegations)
     text, warnings = render(spam, ham, top, suggest, names)
     sys.stdout.write(text)
     for w in warnings:

@@ -254,3 +254,16 @@ def test_fetch_then_report(tmp_path):
     assert res.stdout == sources(*RIR, *OURS, SPAM).stdout
     assert sources("--cache", cache, *OURS, SPAM).stdout == res.stdout
     assert sources("--url", "file:///x", SPAM).returncode == 64          # --url only with --fetch
+
+
+def test_file_names_in_the_report_are_escaped(tmp_path):
+    # A name that is not UTF-8 crashed the report under a strict UTF-8
+    # stdout (an admin's en_US.UTF-8); a newline started a line of its own.
+    odd = os.path.join(os.fsencode(tmp_path), b"delegated-\xff\nKR 100%")
+    with open(RIR[1], "rb") as src, open(odd, "wb") as dst:
+        dst.write(src.read())
+    env = dict(os.environ, PYTHONPATH=REPO, PYTHONIOENCODING="utf-8:strict")
+    res = subprocess.run([sys.executable, "-m", "mailfilter", "sources", "--rir", odd, SPAM],
+                         capture_output=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.decode().splitlines()[0].endswith("(countries from delegated-\\udcff\\x0aKR 100%)")
