@@ -146,17 +146,17 @@ class Postfix:
                 fh.write(f"{key} = {value}\n")
         self.running = False
 
-    def postfix(self, *args, check=False):
-        res = subprocess.run(["ip", "netns", "exec", self.netns, POSTFIX, "-c", self.etc, *args],
-                             capture_output=True, text=True, timeout=60)
-        if check and res.returncode != 0:
-            raise AssertionError(f"postfix {' '.join(args)} failed ({res.returncode}): "
-                                 f"{res.stderr.strip()}\n--- maillog:\n{self.log()}")
-        return res
+    def postfix(self, *args):
+        return subprocess.run(["ip", "netns", "exec", self.netns, POSTFIX, "-c", self.etc, *args],
+                              capture_output=True, text=True, timeout=60)
 
     def start(self):
-        self.postfix("start", check=True)
-        self.running = True
+        res = self.postfix("start")
+        self.running = True             # so stop() ends whatever did start
+        if res.returncode != 0:
+            why = f"postfix start failed ({res.returncode}): {res.stderr.strip()}\n--- maillog:\n{self.log()}"
+            self.stop()
+            raise AssertionError(why)
         return self
 
     def stop(self):
@@ -197,9 +197,6 @@ class Postfix:
     def __exit__(self, *exc):
         self.stop()
 
-    def remove(self):
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _alive(pid):
