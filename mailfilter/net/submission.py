@@ -142,7 +142,7 @@ def services_ports(path):
 def listen_port(service, names):
     """(host, port) an inet service of master.cf listens on, as Postfix reads
     its name `[host:]port`; port None when names can't resolve it."""
-    host, sep, port = service.rpartition(":")
+    host, _, port = service.rpartition(":")
     if port.isascii() and port.isdigit():
         return host, int(port)
     return host, names.get(port)
