@@ -35,12 +35,17 @@ log = logging.getLogger("maildir-train")
 
 
 def preload() -> None:
-    """Import now everything a child could import later.
+    """Import now everything a child could import later, and run it once.
 
     After setuid a child may no longer be able to read the Python installation
     (a pyenv under /root, for instance), and an import that fails there would
     not fail loudly: a missing codec silently makes a message look different
-    from what the filter saw. So the parent, still root, imports the lot.
+    from what the filter saw, and a missing module refused every message. So
+    the parent, still root, imports the lot: every codec, every module of our
+    two packages (found by walking them, so no hand-kept list can drift), and
+    then runs one whole learn in a scratch state directory, which also loads
+    what our modules import only inside functions (sqlite3, atomicfile's
+    helpers, the lazily compiled regexes).
     """
     import encodings
     for module in pkgutil.iter_modules(encodings.__path__):
@@ -48,24 +53,30 @@ def preload() -> None:
             importlib.import_module(f"encodings.{module.name}")
         except Exception:       # platform codecs (mbcs, oem) don't import here
             pass
-    for name in ("mailfilter.learning", "mailfilter.classifier", "mailfilter.features",
-                 "mailfilter.view", "mailfilter.charsets", "mailfilter.rules", "mailfilter.store",
-                 "mailfilter.ledger", "mailfilter.model", "mailfilter.rawmail", "sqlite3",
-                 "logging.handlers", "watchdog.observers", "watchdog.observers.inotify",
-                 "watchdog.observers.inotify_c", "watchdog.observers.inotify_buffer",
-                 "watchdog.events", "maildir_train.trainer", "maildir_train.watcher"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    # Compile the classifier's lazily built regexes too, on a message that needs them.
-    from mailfilter.classifier import Classifier
-    from mailfilter.state import Config
-    from mailfilter.store import empty
-    config = Config()
+    import mailfilter
+    import maildir_train
+    for package in (mailfilter, maildir_train):
+        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if module.name.endswith("__main__"):
+                continue
+            importlib.import_module(module.name)
+    import logging.handlers  # noqa: F401 - the service's syslog handler, used after the switch
+    _learn_once()
+
+
+def _learn_once() -> None:
+    import shutil
+    import tempfile
+
+    from mailfilter.learning import learn_messages
+    from mailfilter.state import Config, State
     sample = ("Subject: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\nContent-Type: text/plain; "
               "charset=utf-8\n\n\u65e5\u672c\u8a9e\u306e\u30c6\u30b9\u30c8 http://example.com/a\n").encode()
-    Classifier(config, empty(10)).features(sample)
+    scratch = tempfile.mkdtemp(prefix="maildir-train-preload-")
+    try:
+        learn_messages(State(scratch), Config(model_bits=10), [(sample, True)])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def drop_privileges(box) -> None:

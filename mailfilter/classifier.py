@@ -1,12 +1,14 @@
 """Raw message -> verdict: view, features, model score, thresholds, rules.
 
-One Classifier serves any number of messages (eval, train, a future resident
-daemon); the filter process makes one and classifies once.
+One Classifier serves any number of messages (eval, train, a resident
+daemon); the filter process makes one and classifies once. It knows nothing
+of files, stores or sockets: it is given a model and rules
+(pipeline.user_classifier loads a user's).
 """
 
 import os
 
-from . import features, rules, store, view
+from . import features, rules, view
 from .model import Model
 from .rawmail import HeaderBlock, header_bytes, normalized
 from .state import Config
@@ -68,16 +70,6 @@ class Classifier:
         self.config = config
         self.model = model
         self.rules = list(rule_list)
-
-    @classmethod
-    def for_state(cls, state, config: Config, report=None, load=store.open_readonly) -> "Classifier":
-        """Load model and rules for scoring. Bad rules are reported, not fatal."""
-        model = load(state.model_path, config.model_bits)
-        rule_list, errors = rules.load(state.rules_path)
-        for error in errors:
-            if report:
-                report(error)
-        return cls(config, model, rule_list)
 
     def features(self, data: bytes, block: HeaderBlock = None):
         """(view, feature ids) of a raw message or the prefix we read of it."""

@@ -1,26 +1,31 @@
 """TREC spam-track online protocol in one process: classify, then train, in order.
 
-Shared by `mailfilter eval` and the benchmark. The score of each message is
-what `mailfilter classify` would print for the model state at that moment
-(the same Classifier.verdict), negated so that higher means spammier, and
-training is learning.teach, the update `mailfilter learn` makes.
+Shared by `mailfilter eval` and the benchmark. Each message is read as the
+filter reads stdin (pipeline.read_file) and scored with the very
+Classifier.classify that `mailfilter classify` runs, so the score of each
+message is what `classify` would print for the model state at that moment,
+negated so that higher means spammier. Training is learning.teach, the
+update `mailfilter learn` makes; with a session (`eval --save`) it goes
+through the session, so the ledger records it and the one write path holds.
 """
 
 import os
 import time
-from dataclasses import dataclass, field
 
+from . import exitcodes
+from .errors import InputError
 from .learning import teach
-from .rawmail import MessageReader
+from .pipeline import read_file
+from .rawmail import content_digest
 
 
-@dataclass
 class EvalResult:
-    paths: list = field(default_factory=list)
-    is_spam: list = field(default_factory=list)
-    scores: list = field(default_factory=list)       # -pR: higher is spammier
-    verdicts: list = field(default_factory=list)
-    seconds: float = 0.0
+    def __init__(self):
+        self.paths = []
+        self.is_spam = []
+        self.scores = []          # -pR: higher is spammier
+        self.verdicts = []
+        self.seconds = 0.0
 
 
 def read_index(index_path: str, limit=None):
@@ -43,26 +48,23 @@ def read_index(index_path: str, limit=None):
     return entries
 
 
-def _read_prefix(path: str):
-    # What the filter classifies on, read the way it reads stdin, so eval
-    # scores equal the filter's also for a header with no blank line or one
-    # beyond 4 MiB (a hand-rolled copy of this read differed on both).
-    with open(path, "rb") as fh:
-        reader = MessageReader(fh.read)
-        block = reader.read_prefix()
-    return reader.prefix, block
-
-
-def run(classifier, policy, entries, on_result=None) -> EvalResult:
+def run(classifier, policy, entries, on_result=None, session=None) -> EvalResult:
+    """The protocol over entries. session: a learning.Session whose model is
+    classifier.model, to record what is taught (eval --save)."""
     result = EvalResult()
     model = classifier.model
     started = time.perf_counter()
     for is_spam, rel, path in entries:
-        data, block = _read_prefix(path)
+        try:
+            data, block = read_file(path)
+        except OSError as err:
+            raise InputError(f"{path}: cannot read: {err.strerror or err}", exitcodes.NOINPUT) from None
         message_view, ids = classifier.features(data, block)
         verdict = classifier.verdict(data, block, message_view, ids)
-        # The very update `mailfilter learn` makes (without its ledger).
-        teach(model, ids, is_spam, classifier.config, policy)
+        if session is None:
+            teach(model, ids, is_spam, classifier.config, policy)
+        else:
+            session.teach(content_digest(data), ids, is_spam, raw=data, dedupe=False)
         result.paths.append(rel)
         result.is_spam.append(is_spam)
         result.scores.append(verdict.spamminess)

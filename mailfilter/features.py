@@ -49,6 +49,18 @@ RECEIVED_HOPS = 40              # real mail has under 20; hostile mail has 100,0
 RAW_GRAM = 5
 RAW_BYTES = 3000
 
+# What a model's ids mean. Every model file records VERSION and a CRC of
+# SPEC (store/modelfile.py), and a model written by other features is
+# refused instead of misread. Change anything that changes an id (a limit
+# above, a token's form, the hashing, the family layout) and you must bump
+# VERSION and describe the change in SPEC; tests/test_store.py pins the pair.
+VERSION = 1
+SPEC = (f"v{VERSION} mmh3-32 two families in table halves; "
+        f"words: lowercased, max_word={MAX_WORD} skip:, cjk bigrams, subject words, "
+        f"headers={MAX_HEADERS} name+value tokens, received_hops={RECEIVED_HOPS}, "
+        f"urls=200 host+tail+path words, attachments=50, meta html/notext, bias id 0, binary; "
+        f"bytes: {RAW_GRAM}-grams of the first {RAW_BYTES} raw bytes, binary")
+
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f"
 _HEADER_WORD = re.compile(r"[^\s<>\"'(),;:]+")
 _URL_HOST = re.compile(r"^(?:[a-z]+://)?([^/?#:\s]+)(.*)$")

@@ -1,4 +1,13 @@
-"""Teaching the model: the one function `learn`, `train` and the Maildir trainer call.
+"""Teaching the model: the one write path.
+
+Every change to a model goes through a Session: `learn`, `train`,
+`eval --save`, `rebuild` and the Maildir trainer alike. A session holds the
+store's writer lock from start to end, teaches a private copy of the model,
+and commits it once, with the ledger rows and the new generation together.
+A learn that runs beside a long `train` or `eval --save` waits for the lock
+and then builds on their result, so nothing one writer taught is lost to
+another (two separate read-modify-write paths once lost a learn for good:
+tests/test_learning.py).
 
 A message is identified by rawmail.content_digest (our X-CRM114-* headers
 stripped, line endings normalised), so the delivered copy of a message trains
@@ -6,22 +15,20 @@ exactly like the original. The same message with the same label again is
 skipped; with the other label it is a correction.
 """
 
-from dataclasses import dataclass
-
-from . import store
 from .classifier import Classifier, label_for
-from .ledger import Ledger
 from .model import TrainPolicy
-from .rawmail import content_digest, strip_our_headers
+from .rawmail import classify_prefix, content_digest, strip_our_headers
 
 
-@dataclass
 class LearnResult:
-    digest: str
-    label: str            # "spam" or "good"
-    action: str           # "learned", "corrected" or "skipped"
-    pr_before: float
-    pr_after: float
+    __slots__ = ("digest", "label", "action", "pr_before", "pr_after")
+
+    def __init__(self, digest, label, action, pr_before, pr_after):
+        self.digest = digest
+        self.label = label            # "spam" or "good"
+        self.action = action          # "learned", "corrected" or "skipped"
+        self.pr_before = pr_before
+        self.pr_after = pr_after
 
 
 def policy_for(config) -> TrainPolicy:
@@ -32,59 +39,209 @@ def policy_for(config) -> TrainPolicy:
 INSIST_BEYOND = 0.25
 
 
-def teach(model, ids, is_spam: bool, config, policy: TrainPolicy) -> None:
-    """The ordinary update (the one eval measures), then make sure of the verdict.
+def teach(model, ids, is_spam: bool, config, policy: TrainPolicy) -> bool:
+    """The one model update: the online step (what eval measures), then make
+    sure of the verdict.
 
     When a user says "this is spam", afterwards it must classify as spam. The
     update usually gets there; when it doesn't (a young model, or a correction
     against earlier training), the score is moved just past the threshold.
+    True if the model changed.
     """
-    model.learn(ids, is_spam, policy)
+    changed = model.learn(ids, is_spam, policy) > 0
     if label_for(model.pr(ids), config) != ("SPAM" if is_spam else "GOOD"):
         model.shift_to(ids, config.spam_threshold - INSIST_BEYOND if is_spam
                        else config.good_threshold + INSIST_BEYOND)
+        changed = True
+    return changed
 
 
-def commit(state, model, ledger, rows) -> None:
-    """Bump the generation, record rows (digest, label, pr_before), then save the model."""
-    model.generation += 1
-    ledger.record(rows, model.generation)
-    store.save(state.model_path, model)
+class Session:
+    """One writer's turn at a model: the lock held, a private copy, the ledger.
+
+        with Session(store, config) as session:
+            result = session.learn(raw, is_spam)
+
+    The copy is committed when the block ends normally and something was
+    taught; on an exception nothing is committed, and model and ledger stay
+    as they were. fresh=True starts from an empty model (rebuild), keeping
+    the generation count going.
+    """
+
+    def __init__(self, store, config, fresh: bool = False, cache=None):
+        """cache: a trainingcache.TrainingCache the session writes what it
+        teaches to (and closes at the end), or None."""
+        self.store = store
+        self.config = config
+        self.policy = policy_for(config)
+        self.fresh = fresh
+        self.cache = cache            # trainingcache.TrainingCache, or None
+        self.rows = []                # (digest, label, pr_before) to record
+        self._pending = {}            # digest -> label taught in this session
+        self._writer = None
+
+    def __enter__(self) -> "Session":
+        self._writer = self.store.writer()
+        self._writer.__enter__()
+        try:
+            self.model = self._writer.load_copy(fresh=self.fresh)
+            self.classifier = Classifier(self.config, self.model)
+        except BaseException:
+            self._writer.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None and (self.rows or self.fresh):
+                if self.cache is not None:
+                    self.cache.flush()
+                self._writer.commit(self.model, self.rows, replace_ledger=self.fresh)
+        finally:
+            try:
+                self._writer.__exit__(exc_type, exc, tb)
+            finally:
+                if self.cache is not None:
+                    self.cache.close()
+        return False
+
+    def known_label(self, digest: str):
+        if self.fresh:          # a new model knows only what this session taught
+            return self._pending.get(digest)
+        return self._pending.get(digest) or self._writer.label_of(digest)
+
+    def learn(self, raw: bytes, is_spam: bool) -> LearnResult:
+        """Teach one raw message, as `mailfilter learn` does."""
+        raw = strip_our_headers(raw)
+        digest = content_digest(raw)
+        # The features of what the filter read of it, so the message is
+        # taught as it was classified, and a rebuild from the cache (which
+        # keeps that much) teaches it the same way again.
+        raw = classify_prefix(raw)
+        _, ids = self.classifier.features(raw)
+        return self.teach(digest, ids, is_spam, raw)
+
+    def teach(self, digest: str, ids, is_spam: bool, raw: bytes = None, dedupe: bool = True) -> LearnResult:
+        """Teach a message whose features are already computed (eval, train).
+
+        raw, our headers stripped, goes to the training cache if there is one.
+        dedupe=False teaches even a message the ledger knows with this label:
+        the TREC protocol (eval) trains every message it is given.
+        """
+        label = "spam" if is_spam else "good"
+        # Without dedupe the ledger is not asked: eval --save then needs no
+        # ledger until its commit.
+        previous = self.known_label(digest) if dedupe else None
+        before = self.model.pr(ids)
+        if previous == label:
+            return LearnResult(digest, label, "skipped", before, before)
+        teach(self.model, ids, is_spam, self.config, self.policy)
+        self.rows.append((digest, label, before))
+        self._pending[digest] = label
+        if self.cache is not None and raw is not None:
+            self.cache.add(digest, label, raw)
+        return LearnResult(digest, label, "corrected" if previous else "learned", before, self.model.pr(ids))
+
+    def reinforce(self, ids, is_spam: bool) -> bool:
+        """Another pass over a message already taught in this session (train
+        --passes): the same update again, recorded nowhere new. True if the
+        model changed."""
+        return teach(self.model, ids, is_spam, self.config, self.policy)
+
+
+def session_for(state, config, fresh: bool = False) -> Session:
+    """A session on a user's state directory: its store and training cache."""
+    from .store import open_store
+    from .trainingcache import open_cache
+    return Session(open_store(state, config), config, fresh=fresh, cache=open_cache(state, config))
 
 
 def learn_messages(state, config, messages, progress=None):
-    """Train (raw bytes, is_spam) pairs under the writer lock; save once.
+    """Teach (raw bytes, is_spam) pairs in one session; one commit.
 
     Returns a LearnResult per message, in order. The model and the ledger
     change together or not at all.
     """
-    policy = policy_for(config)
     results = []
-    with store.writer_lock(state.lock_path):
-        model = store.load_copy(state.model_path, config.model_bits)
-        ledger = Ledger(state.ledger_path, model.generation)
-        try:
-            classifier = Classifier(config, model)
-            pending = {}
-            for raw, is_spam in messages:
-                label = "spam" if is_spam else "good"
-                raw = strip_our_headers(raw)
-                digest = content_digest(raw)
-                previous = pending.get(digest) or ledger.label_of(digest)
-                _, ids = classifier.features(raw)
-                before = model.pr(ids)
-                if previous == label:
-                    results.append(LearnResult(digest, label, "skipped", before, before))
-                else:
-                    teach(model, ids, is_spam, config, policy)
-                    pending[digest] = label
-                    results.append(LearnResult(digest, label, "corrected" if previous else "learned",
-                                               before, model.pr(ids)))
-                if progress:
-                    progress(results[-1])
-            if pending:
-                commit(state, model, ledger,
-                       [(r.digest, r.label, r.pr_before) for r in results if r.action != "skipped"])
-        finally:
-            ledger.close()
+    with session_for(state, config) as session:
+        for raw, is_spam in messages:
+            results.append(session.learn(raw, is_spam))
+            if progress:
+                progress(results[-1])
     return results
+
+
+class PassReport:
+    __slots__ = ("number", "messages", "mistakes", "taught")
+
+    def __init__(self, number):
+        self.number = number
+        self.messages = 0
+        self.mistakes = 0          # not classified right before this pass taught them
+        self.taught = 0            # learned or corrected (pass 1), retaught (later passes)
+
+
+def train(session: Session, locations, read, passes: int = 1, on_message=None, on_pass=None):
+    """Bulk training: teach every message at each location, pass after pass,
+    until a pass finds nothing misclassified (at most `passes`).
+
+    Messages are read one at a time with read(location) (None: gone, skip
+    it), so memory does not grow with the corpus; a later pass reads them
+    again. Pass 1 is `learn`
+    for each (the ledger skips what it already knows with the same label);
+    later passes teach each again (a no-op for one well beyond the margin).
+    """
+    reports = []
+    for number in range(1, passes + 1):
+        report = PassReport(number)
+        for location, is_spam in locations:
+            raw = read(location)
+            if raw is None:
+                continue
+            raw = classify_prefix(strip_our_headers(raw))
+            _, ids = session.classifier.features(raw)
+            wrong = label_for(session.model.pr(ids), session.config) != ("SPAM" if is_spam else "GOOD")
+            report.messages += 1
+            report.mistakes += wrong
+            if number == 1:
+                result = session.teach(content_digest(raw), ids, is_spam, raw)
+                report.taught += result.action != "skipped"
+            else:
+                report.taught += session.reinforce(ids, is_spam)
+            if on_message:
+                on_message()
+        reports.append(report)
+        if on_pass:
+            on_pass(report)
+        if report.mistakes == 0:
+            break
+    return reports
+
+
+def rebuild(state, config, progress: bool = False):
+    """A new model taught from the training cache, oldest first; the ledger
+    rewritten to match. The number of messages taught, or None when the
+    cache is empty (and nothing changed)."""
+    session = session_for(state, config, fresh=True)
+    if session.cache is None or len(session.cache) == 0:
+        if session.cache is not None:
+            session.cache.close()
+        return None
+    cache, session.cache = session.cache, None      # read from it, don't re-add to it
+    try:
+        total = len(cache)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=total, desc="rebuild", unit="msg")
+        with session:
+            for digest, label, raw in cache.entries():
+                _, ids = session.classifier.features(raw)
+                session.teach(digest, ids, label == "spam")
+                if bar:
+                    bar.update(1)
+        if bar:
+            bar.close()
+    finally:
+        cache.close()
+    return total

@@ -62,6 +62,12 @@ class Model:
         self.trained_good = trained_good
         self.generation = generation
 
+    def copy(self) -> "Model":
+        """A private, writable copy (of an mmap'd model, say)."""
+        return Model(self.bits, memoryview(bytearray(self.weights.cast("B"))).cast("f"),
+                     memoryview(bytearray(self.sq_grads.cast("B"))).cast("f"),
+                     self.trained_spam, self.trained_good, self.generation)
+
     def _family_logit(self, ids) -> float:
         if not ids:
             return 0.0

@@ -199,6 +199,12 @@ def _assemble(data: bytes, block: HeaderBlock, insert_at: int, added: bytes) -> 
     return b"".join(out)
 
 
+def classify_prefix(data: bytes) -> bytes:
+    """What the filter reads of a message to classify it (MessageReader):
+    the header block and CLASSIFY_BODY_BYTES of body. learn teaches the same."""
+    return data[:scan_header(data).body_start + CLASSIFY_BODY_BYTES]
+
+
 def header_bytes(data: bytes, block: HeaderBlock) -> bytes:
     return data[block.start:block.end]
 

@@ -39,6 +39,13 @@ class Config:
         # float32: 20 -> 8 MiB on disk, half for each feature family.
         # 2**18 per family scored 0.053, 2**19 0.052, 2**20 0.052.
         "model_bits": (int, 20),
+        # The training cache (trainingcache.py), from which `mailfilter
+        # rebuild` teaches a new model after a tokenizer change: the newest
+        # this many messages, and at most this many MB of compressed mail.
+        # 0 keeps none. CRM114's reaver cache is unbounded; 200 MB holds
+        # ~20,000 typical messages compressed.
+        "cache_max_messages": (int, 20000),
+        "cache_max_mb": (float, 200.0),
     }
 
     def __init__(self, **overrides):

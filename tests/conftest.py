@@ -85,6 +85,24 @@ def assert_passthrough(data: bytes, output: bytes):
     assert stripped == remove_forged(data)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_bare_python(tmp_path_factory):
+    """A fresh Debian machine's python3 lacks our dependencies, so a test that
+    runs a bare `python3` from PATH passes here and fails there. Every test
+    runs with a PATH whose python3/python refuse loudly: tests must run
+    sys.executable or the venv's entry points."""
+    shims = tmp_path_factory.mktemp("no-bare-python")
+    for name in ("python3", "python"):
+        shim = shims / name
+        shim.write_text("#!/bin/sh\necho 'a test ran a bare python3 from PATH; use sys.executable' >&2\n"
+                        "exit 127\n")
+        shim.chmod(0o755)
+    old = os.environ["PATH"]
+    os.environ["PATH"] = f"{shims}{os.pathsep}{old}"
+    yield
+    os.environ["PATH"] = old
+
+
 @pytest.fixture
 def home(tmp_path):
     return tmp_path / "state"

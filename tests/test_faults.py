@@ -13,12 +13,13 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import textwrap
 import threading
 
 import pytest
 
-from mailfilter import store
+from mailfilter.store import modelfile
 from conftest import MAILFILTER, SAMPLES, assert_passthrough, env_for, need, run_mailfilter, status_of
 
 MESSAGE = b"From: friend@example.com\nSubject: lunch\n\nSee you at noon.\n"
@@ -87,8 +88,11 @@ MODEL_FAULTS = {
     "one_byte_long": (lambda raw: raw + b"\0", b"expected"),
     "zeroed": (lambda raw: bytes(len(raw)), b"bad magic"),
     "random_bytes": (lambda raw: os.urandom(len(raw)), b"bad magic"),
-    "older_version": (_set_u32(8, store.VERSION - 1), b"model format version"),
-    "newer_version": (_set_u32(8, store.VERSION + 1), b"model format version"),
+    "older_version": (_set_u32(8, 1), b"model file format 1"),
+    "newer_version": (_set_u32(8, modelfile.FORMAT + 1), b"model file format"),
+    # Written by another tokenizer: refused with the way out, never misread.
+    "other_feature_version": (_set_u32(40, 99), b"model written by features v99, this is v"),
+    "other_feature_settings": (_set_u32(44, 12345), b"with other settings, this is v"),
     "bits_out_of_range": (_set_u32(12, 40), b"out of range"),
     "bits_disagree_with_size": (_set_u32(12, 12), b"expected"),
 }
@@ -265,17 +269,17 @@ DISK_FULL = textwrap.dedent("""\
     [ "$LEAVE" -gt 0 ] && truncate -s "-$LEAVE" "$MNT/fill"
     sha256sum < "$MNT/state/model.mfm" > "$OUT/before"
     df -k "$MNT" | tail -1 > "$OUT/df"
-    python3 -m mailfilter learn --spam --home "$MNT/state" < "$OUT/message" > "$OUT/learn.out" 2> "$OUT/learn.err"
+    "$PY" -m mailfilter learn --spam --home "$MNT/state" < "$OUT/message" > "$OUT/learn.out" 2> "$OUT/learn.err"
     echo $? > "$OUT/learn.rc"
-    python3 -m mailfilter train --no-progress --home "$MNT/state" --spam "$SPAM" --good "$GOOD" \\
+    "$PY" -m mailfilter train --no-progress --home "$MNT/state" --spam "$SPAM" --good "$GOOD" \\
         > "$OUT/train.out" 2> "$OUT/train.err"
     echo $? > "$OUT/train.rc"
-    python3 -m mailfilter --home "$MNT/state" < "$OUT/message" > "$OUT/filter.out" 2> "$OUT/filter.err"
+    "$PY" -m mailfilter --home "$MNT/state" < "$OUT/message" > "$OUT/filter.out" 2> "$OUT/filter.err"
     echo $? > "$OUT/filter.rc"
     sha256sum < "$MNT/state/model.mfm" > "$OUT/after"
     ls -a "$MNT/state" > "$OUT/ls"
     # Last, so it can't change what the checks above compare.
-    python3 -m mailfilter eval "$OUT/index" --home "$MNT/state" --save > "$OUT/eval.out" 2> "$OUT/eval.err"
+    "$PY" -m mailfilter eval "$OUT/index" --home "$MNT/state" --save > "$OUT/eval.out" 2> "$OUT/eval.err"
     echo $? > "$OUT/eval.rc"
     umount "$MNT"
 """)
@@ -300,7 +304,9 @@ def test_disk_full_learn_and_train_fail_cleanly_model_intact(tmp_path, leave):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     env = env_for(src)
-    env.update(MNT=str(mnt), SRC=str(src), OUT=str(out), LEAVE=str(leave),
+    # $PY: the interpreter running the tests (the venv's), never a bare
+    # python3 from PATH, which on a fresh Debian lacks our dependencies.
+    env.update(PY=sys.executable, MNT=str(mnt), SRC=str(src), OUT=str(out), LEAVE=str(leave),
                SPAM=os.path.join(SAMPLES, "train", "spam"), GOOD=os.path.join(SAMPLES, "train", "good"))
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", DISK_FULL],
                           env=env, capture_output=True, timeout=300)

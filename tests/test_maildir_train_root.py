@@ -9,12 +9,14 @@ model does not stop the other, and that a killed per-user process is restarted.
 
 import os
 import pwd
+import shutil
 import signal
 import subprocess
+import sys
 
 import pytest
 
-from conftest import env_for, need
+from conftest import REPO, env_for, need
 from test_maildir_train import (Trainer, classify, contents, deliver, digest, junk,
                                 learn_good, learn_spam, ledger_rows, make_message, wait_for)
 
@@ -182,3 +184,38 @@ def _uid_of(pid):
     except OSError:
         return None
     return None
+
+
+def test_everything_is_loaded_before_the_switch_so_an_unreadable_install_still_learns(two_users, tmp_path):
+    """The trainer drops to each user; after that it may not be able to read
+    the Python installation (a pyenv or venv under /root). Every import a
+    learn needs must already have happened as root. A hand-kept preload list
+    drifted once (atomicfile, imported inside store.save, was missing) and
+    every message was refused as "cannot be learned"."""
+    alice, _ = two_users
+    maildir = user_maildir(alice)
+    install = tmp_path / "root-only"
+    install.mkdir(mode=0o700)                   # root's, unreadable to alice
+    for package in ("mailfilter", "maildir_train"):
+        shutil.copytree(os.path.join(REPO, package), install / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    conf = tmp_path / "maildir-train.conf"
+    conf.write_text(f"{alice.pw_name}\n")
+    for sub in ("", "cur", "new", "tmp"):
+        os.makedirs(os.path.join(learn_spam(maildir), sub), mode=0o700, exist_ok=True)
+        as_user(alice, os.path.join(learn_spam(maildir), sub))
+    spam = make_message("spam", 7)
+    deliver_as(alice, learn_spam(maildir), "700.M1P1.mx:2,S", spam)
+    env = env_for(None)
+    env["PYTHONPATH"] = str(install)            # only the unreadable copy, not the repo
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # cwd "/": `python -m` puts the working directory first on sys.path, and
+    # the repo's own readable tree must not stand in for the unreadable copy.
+    done = subprocess.run([sys.executable, "-m", "maildir_train", "--config", str(conf), "--once",
+                           "--log", "stderr"], capture_output=True, env=env, timeout=120, cwd="/")
+    log = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 0, log
+    assert "cannot be learned" not in log and " 0 refused" in log, log
+    assert contents(junk(maildir)) == [spam], log
+    home = os.path.join(alice.pw_dir, ".mailfilter")
+    assert ledger_rows(home) == [(digest(spam), "spam")]

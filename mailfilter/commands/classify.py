@@ -2,9 +2,9 @@
 
 import os
 
-from ..rawmail import MessageReader
+from .. import exitcodes
+from ..log import report
 from . import common
-from .filter import classify_prefix
 
 
 def main(argv, prog) -> int:
@@ -20,10 +20,11 @@ def main(argv, prog) -> int:
 
 
 def run(home) -> int:
-    reader = MessageReader(lambda n: os.read(0, n))
-    block = reader.read_prefix()
-    verdict, _, _ = classify_prefix(home, reader.prefix, block)
-    for _ in reader.chunks():
-        pass
-    print(verdict.status)
-    return 0
+    from ..pipeline import filter_stream, user_classifier
+    try:
+        filter_stream(lambda n: os.read(0, n), lambda data: common.write_all(1, data),
+                      user_classifier(home), status_only=True)
+    except OSError as err:
+        report(f"could not read the message or print its verdict: {err.strerror or err}")
+        return exitcodes.TEMPFAIL
+    return exitcodes.OK

@@ -3,7 +3,7 @@
 import sys
 
 from .. import exitcodes
-from ..errors import ConfigError
+from ..errors import ConfigError, MailfilterError
 from . import common
 
 EPILOG = """\
@@ -38,10 +38,11 @@ def main(argv, prog) -> int:
     if args.save and not args.home:
         p.error("--save needs --home")
 
-    from .. import evaluate, metrics, store
+    from .. import evaluate, metrics
     from ..classifier import Classifier
-    from ..learning import policy_for
+    from ..learning import policy_for, session_for
     from ..state import Config
+    from ..store import ModelError, empty
 
     try:
         entries = evaluate.read_index(args.index, args.limit)
@@ -54,11 +55,8 @@ def main(argv, prog) -> int:
     try:
         if args.home:
             state, config = common.state_and_config(args.home)
-            classifier = Classifier.for_state(state, config, lambda e: print(e, file=sys.stderr),
-                                              load=store.load_copy)
         else:
             config = Config()
-            classifier = Classifier(config, store.empty(config.model_bits))
     except ConfigError as err:
         return common.config_error_exit(err)
 
@@ -74,35 +72,71 @@ def main(argv, prog) -> int:
         if bar:
             bar.update(1)
 
+    def evaluate_with(classifier, session=None):
+        result = evaluate.run(classifier, policy_for(config), entries, on_result, session)
+        if bar:
+            bar.close()
+        _print_report(result, metrics)      # before the commit: a failed save still reports
+        return result
+
+    import sqlite3
     try:
-        result = evaluate.run(classifier, policy_for(config), entries, on_result)
-    except OSError as err:
+        if args.save:
+            # The run is a training session: it holds the writer lock from
+            # the first message to the commit, so a `learn` meanwhile waits
+            # and then builds on this model instead of being overwritten.
+            with session_for(state, config) as session:
+                classifier = Classifier(config, session.model, _user_rules(state))
+                evaluate_with(classifier, session)
+        elif args.home:
+            from ..store import open_store
+            # A private copy: this run teaches it and throws it away.
+            model = open_store(state, config).open_for_reading().copy()
+            evaluate_with(Classifier(config, model, _user_rules(state)))
+        else:
+            evaluate_with(Classifier(config, empty(config.model_bits)))
+    except ModelError as err:
         print(f"mailfilter eval: {err}", file=sys.stderr)
-        return exitcodes.NOINPUT
+        return exitcodes.DATAERR
+    except MailfilterError as err:          # a message file of the index can't be read
+        print(f"mailfilter eval: {err}", file=sys.stderr)
+        return err.code
+    except (OSError, sqlite3.Error) as err:
+        # A full disk: the old model stands (the commit is atomic); say so
+        # in one line and ask for a retry, as learn and train do.
+        print(f"mailfilter eval: could not save the model: {err}", file=sys.stderr)
+        return exitcodes.TEMPFAIL
     finally:
         if out:
             out.close()
-        if bar:
-            bar.close()
+    return exitcodes.OK
+
+
+def _user_rules(state):
+    from ..rules import load
+    rule_list, errors = load(state.rules_path)
+    for error in errors:
+        print(error, file=sys.stderr)
+    return rule_list
+
+
+def _print_report(result, metrics):
     n = len(result.scores)
     n_spam = sum(result.is_spam)
     rates = metrics.verdict_rates(result.verdicts, result.is_spam)
     roca = metrics.one_minus_roca_percent(result.scores, result.is_spam)
-    print(f"messages        {n} ({n_spam} spam, {n - n_spam} ham)")
-    print(f"(1-ROCA)%       {roca:.4f}")
-    print(f"ham as spam %   {rates['ham_as_spam_pct']:.2f}")
-    print(f"spam as ham %   {rates['spam_as_ham_pct']:.2f}")
-    print(f"unsure %        {rates['unsure_pct']:.2f} (ham {rates['ham_unsure_pct']:.2f}, spam {rates['spam_unsure_pct']:.2f})")
-    print(f"messages/s      {n / result.seconds if result.seconds else 0:.0f}")
-    if args.save:
-        classifier.model.generation += 1
-        try:
-            with store.writer_lock(state.lock_path):
-                store.save(state.model_path, classifier.model)
-        except OSError as err:
-            # A full disk: the old model stands (the save is atomic); say so
-            # in one line and ask for a retry, as learn and train do.
-            print(f"mailfilter eval: could not save the model: {err}", file=sys.stderr)
-            return exitcodes.TEMPFAIL
-
-    return exitcodes.OK
+    lines = [
+        f"messages        {n} ({n_spam} spam, {n - n_spam} ham)",
+        f"(1-ROCA)%       {roca:.4f}",
+        f"ham as spam %   {rates['ham_as_spam_pct']:.2f}",
+        f"spam as ham %   {rates['spam_as_ham_pct']:.2f}",
+        f"unsure %        {rates['unsure_pct']:.2f} (ham {rates['ham_unsure_pct']:.2f}, "
+        f"spam {rates['spam_unsure_pct']:.2f})",
+        f"messages/s      {n / result.seconds if result.seconds else 0:.0f}",
+    ]
+    try:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    except OSError as err:
+        # `eval --save | head`: the reader left; the run is still saved.
+        print(f"mailfilter eval: could not print the report: {err.strerror or err}", file=sys.stderr)

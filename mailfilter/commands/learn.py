@@ -13,6 +13,10 @@ trained until it is classified the new way).
 examples:
   mailfilter learn --spam < missed-spam.eml
   mailfilter learn --good < false-positive.eml
+
+exit status: 0 learned (or already known), 64 bad usage, 65 the model can't
+be read (see the message), 75 could not save (full disk?): nothing changed,
+78 bad mailfilter.conf.
 """
 
 
@@ -31,17 +35,16 @@ def main(argv, prog) -> int:
     import sqlite3
 
     from ..learning import learn_messages
+    from ..log import report
     from ..store import ModelError
     try:
         (result,) = learn_messages(state, config, [(raw, args.spam)])
     except ModelError as err:
-        from ..log import report
-        report(f"{err}; not learned (move the file away to start a new model)")
+        report(f"{err}; not learned")
         return exitcodes.DATAERR
     except (OSError, sqlite3.Error) as err:
         # A full disk fails in the ledger (SQLite) as often as in the model
         # save: either way the old model stands, and 75 asks for a retry.
-        from ..log import report
         report(f"could not save what was learned: {err}")
         return exitcodes.TEMPFAIL
     if not args.quiet:

@@ -23,8 +23,11 @@ commands and the master.cf diff they make (computed by running them on a
 scratch copy). With --apply it runs them through postconf itself, after a
 backup (master.cf.mailfilter-DATE); a second run finds nothing to do. A
 master.cf that Postfix cannot read, or that defines a service twice, is
-refused. It also checks /etc/services and main.cf (TLS certificate) and
-says what is missing.
+refused. A listener already on port 587 or 465 is edited under its own name,
+however master.cf spells it (smtps, ssmtp, 465, 127.0.0.1:submission), never
+duplicated. It also checks that Postfix can resolve the service names
+(known_tcp_ports, /etc/services) and main.cf (TLS certificate), and says
+what is missing.
 
 AUTH must be able to check passwords, or nobody can use these ports. It
 looks at what Postfix will use (smtpd_sasl_type and smtpd_sasl_path, from
@@ -53,8 +56,9 @@ examples:
   # then, from another machine:
   mailfilter relaytest mail.example.org --port 587,465 --user alice
 
-exit status: 0 ok (or nothing to do), 73 cannot write, 78 master.cf refused or
-postconf failed (master.cf is restored from the backup).
+exit status: 0 ok (or nothing to do), 66 configuration directory, main.cf or
+master.cf missing, 73 cannot write, 78 master.cf refused or postconf failed
+(master.cf is restored from the backup).
 """
 
 

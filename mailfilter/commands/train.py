@@ -11,15 +11,21 @@ EPILOG = """\
 Each PATH may be a Maildir (its cur/ and new/ are read), an mbox file, a
 single message file, or a directory of such files. Spam and good messages
 are interleaved in a fixed pseudo-random order, so the online learner never
-sees a long run of one kind.
+sees a long run of one kind. Messages are read one at a time: any number of
+them trains in bounded memory.
 
-Training is on error or near-error (the thick threshold, learn_margin in
-mailfilter.conf), like CRM114's mailtrainer. --passes N repeats the corpus
-until a pass makes no mistake, at most N times.
+Each message is taught as `mailfilter learn` would (one already learned with
+the same label is skipped); --passes N goes over the corpus again until a
+pass finds nothing misclassified, at most N times. Everything is saved at
+the end, in one commit; a `learn` that runs meanwhile waits for it.
 
 examples:
   mailfilter train --spam ~/Maildir/.Junk --good ~/Maildir
   mailfilter train --spam spam.mbox --good ham.mbox --passes 5
+
+exit status: 0 saved, 64 bad usage, 65 the model can't be read (see the
+message), 66 a PATH is missing, 75 could not save (full disk?): nothing
+changed, 78 bad mailfilter.conf.
 """
 
 
@@ -43,60 +49,71 @@ def main(argv, prog) -> int:
 
     import sqlite3
 
-    from .. import mailsource, store
-    from ..classifier import Classifier, label_for
-    from ..learning import commit, policy_for
-    from ..ledger import Ledger
-    from ..rawmail import content_digest, strip_our_headers
+    from .. import mailsource
+    from ..learning import session_for, train
+    from ..store import ModelError
 
-    corpus = []
+    show = not args.no_progress and sys.stderr.isatty()
+    bar = _bar(show, "listing", "msg")
+    locations = []
     try:
         for is_spam, paths in ((True, args.spam), (False, args.good)):
             for path in paths:
-                for name, raw in mailsource.messages(path):
-                    corpus.append((is_spam, name, strip_our_headers(raw)))
+                for location in mailsource.locate(path):
+                    locations.append((location, is_spam))
+                    bar.update(1)
     except OSError as err:
+        bar.close()
         print(f"mailfilter train: {err.filename}: {err.strerror}", file=sys.stderr)
         return exitcodes.NOINPUT
-    random.Random(args.seed).shuffle(corpus)
-    policy = policy_for(config)
-    show = not args.no_progress and sys.stderr.isatty()
-    with store.writer_lock(state.lock_path):
+    bar.close()
+    random.Random(args.seed).shuffle(locations)
+
+    bars = [_bar(show, "pass 1", "msg", len(locations))]
+
+    def on_pass(report):
+        bars[-1].close()
+        print(f"pass {report.number}: {report.messages} messages, {report.mistakes} not classified right "
+              f"before training, {report.taught} trained", file=sys.stderr)
+        bars.append(_bar(show, f"pass {report.number + 1}", "msg", len(locations)))
+
+    def read(location):
         try:
-            model = store.load_copy(state.model_path, config.model_bits)
-        except store.ModelError as err:
-            print(f"mailfilter train: {err}", file=sys.stderr)
-            return exitcodes.DATAERR
-        classifier = Classifier(config, model)
-        prepared = []
-        for is_spam, name, raw in corpus:
-            prepared.append((is_spam, classifier.features(raw)[1], content_digest(raw)))
-        for number in range(1, args.passes + 1):
-            mistakes = trained = 0
-            items = prepared
-            if show:
-                from tqdm import tqdm
-                items = tqdm(prepared, desc=f"pass {number}", unit="msg", file=sys.stderr)
-            for is_spam, ids, _ in items:
-                if label_for(model.pr(ids), config) != ("SPAM" if is_spam else "GOOD"):
-                    mistakes += 1
-                if model.learn(ids, is_spam, policy):
-                    trained += 1
-            print(f"pass {number}: {len(prepared)} messages, {mistakes} not classified right before "
-                  f"training, {trained} trained", file=sys.stderr)
-            if mistakes == 0:
-                break
-        try:
-            ledger = Ledger(state.ledger_path, model.generation)
-            try:
-                commit(state, model, ledger,
-                       [(digest, "spam" if is_spam else "good", None) for is_spam, _, digest in prepared])
-            finally:
-                ledger.close()
-        except (OSError, sqlite3.Error) as err:
-            # A full disk, in the ledger or the model: the old model stands.
-            print(f"mailfilter train: could not save the model, nothing changed: {err}", file=sys.stderr)
-            return exitcodes.TEMPFAIL
+            return mailsource.read(location)
+        except FileNotFoundError:
+            # Moved away since it was listed (a live Maildir): nothing to teach.
+            print(f"mailfilter train: {location.name}: vanished; skipped", file=sys.stderr)
+            return None
+
+    try:
+        with session_for(state, config) as session:
+            train(session, locations, read, args.passes,
+                  on_message=lambda: bars[-1].update(1), on_pass=on_pass)
+            model = session.model
+    except ModelError as err:
+        print(f"mailfilter train: {err}", file=sys.stderr)
+        return exitcodes.DATAERR
+    except (OSError, sqlite3.Error) as err:
+        # A full disk, in the ledger or the model: the old model stands.
+        print(f"mailfilter train: could not save the model, nothing changed: {err}", file=sys.stderr)
+        return exitcodes.TEMPFAIL
+    finally:
+        bars[-1].close()
     print(f"trained model saved: {state.model_path} "
           f"({model.trained_spam} spam, {model.trained_good} good trained so far)")
     return exitcodes.OK
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(show, desc, unit, total=None):
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr)

@@ -9,7 +9,11 @@ Nothing here is on the per-message path; the filter never imports it.
     writers      one function per firewall or table format
     krfilter     `mailfilter krfilter`: options to the written file
     sources      `mailfilter sources`: first external relay -> country report
-    submission   `mailfilter submission`: Postfix 587/465 through postconf, SASL checks
+    drops        `mailfilter drops`: what the rules dropped, log samples and counter totals
+    droplog      the kernel's LOG lines, from kern.log (gzip too) or journald JSON, streamed
+    dropcounters the rules' packet counters, from nft JSON or iptables -L
+    submission   `mailfilter submission`: Postfix 587/465 through postconf
+    sasl         can AUTH on those ports work (Dovecot socket, Cyrus, saslauthd)
     relaytest    `mailfilter relaytest`: relay tricks against a server, RCPT as verdict
     smtpclient   the small SMTP client relaytest speaks through
     netns        is an address ours; a throw-away namespace to test from outside

@@ -19,6 +19,8 @@ class Blocklist:
     v6: list = field(default_factory=list)
     per_country: dict = field(default_factory=dict)  # cc -> (v4 prefixes, v6 prefixes), merged
     allow: list = field(default_factory=list)      # IPNetwork, as given (merged)
+    by_country: dict = field(default_factory=dict)   # cc -> (v4, v6) IPNetworks, allow-list removed;
+                                                     # never merged across countries (--per-country)
 
 
 def _networks(ranges, version):
@@ -41,6 +43,7 @@ def build(delegations, countries, allow=()) -> Blocklist:
     allow_set = IPSet(allow)
     bl.allow = list(allow_set.iter_cidrs())
     counts = {}                                    # version -> [merged prefixes per country]
+    own = {cc: ([], []) for cc in countries}
     for version, attr in ((4, "v4"), (6, "v6")):
         everything, counts[version] = [], []
         for cc in countries:
@@ -48,6 +51,7 @@ def build(delegations, countries, allow=()) -> Blocklist:
             merged = cidr_merge(_networks(ranges, version))
             counts[version].append(len(merged))
             everything.extend(merged)
+            own[cc][version == 6].extend(list((IPSet(merged) - allow_set).iter_cidrs()) if allow_set else merged)
         # Countries can be adjacent, so merge again across them.
         if allow_set:
             blocked = list((IPSet(everything) - allow_set).iter_cidrs())
@@ -55,6 +59,7 @@ def build(delegations, countries, allow=()) -> Blocklist:
             blocked = cidr_merge(everything)
         setattr(bl, attr, blocked)
     bl.per_country = dict(zip(countries, zip(counts[4], counts[6])))
+    bl.by_country = own
     return bl
 
 

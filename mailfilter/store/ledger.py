@@ -38,11 +38,14 @@ class Ledger:
         row = self.db.execute("SELECT label FROM trained WHERE digest = ?", (digest,)).fetchone()
         return row[0] if row else None
 
-    def record(self, rows, generation: int) -> None:
-        """rows: (digest, label, pr_before). One transaction."""
+    def record(self, rows, generation: int, replace_all: bool = False) -> None:
+        """rows: (digest, label, pr_before). One transaction. replace_all:
+        the rows are the whole ledger from now on (a rebuilt model)."""
         now = time.time()
         with self.db:
             self.db.execute("BEGIN")
+            if replace_all:
+                self.db.execute("DELETE FROM trained")
             self.db.executemany(
                 "INSERT OR REPLACE INTO trained (digest, label, trained_at, pr_before, generation)"
                 " VALUES (?, ?, ?, ?, ?)",

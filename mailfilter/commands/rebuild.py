@@ -1,0 +1,53 @@
+"""`mailfilter rebuild`: teach a new model from the training cache."""
+
+import sys
+
+from .. import exitcodes
+from ..errors import ConfigError
+from . import common
+
+EPILOG = """\
+A model is a table of hashed features, so when an upgrade changes the
+features (the tokenizer), the old model can't be read any more: the filter
+then marks mail `UNSURE ( 0.00 )` and logs "model written by features vN,
+this is vM: run `mailfilter rebuild`". rebuild starts an empty model and
+teaches it, oldest first, every message kept in the training cache
+(cache.sqlite in the state directory: what you taught, newest
+cache_max_messages / cache_max_mb of it, see mailfilter.conf). The ledger
+is rewritten to match. A `learn` meanwhile waits for it.
+
+Messages taught before the cache existed, or pushed out of it by newer
+ones, are not in it: retrain them with `mailfilter train`.
+
+examples:
+  mailfilter rebuild
+  mailfilter rebuild --home /home/bob/.mailfilter     (as bob)
+
+exit status: 0 rebuilt, 64 bad usage, 66 the cache is empty (nothing to
+rebuild from), 75 could not save (full disk?): nothing changed, 78 bad
+mailfilter.conf.
+"""
+
+
+def main(argv, prog) -> int:
+    p = common.parser(prog, "Teach a new model from the messages kept in the training cache.", EPILOG)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    args = p.parse_args(argv)
+    try:
+        state, config = common.state_and_config(args.home)
+    except ConfigError as err:
+        return common.config_error_exit(err)
+    import sqlite3
+
+    from ..learning import rebuild
+    try:
+        taught = rebuild(state, config, progress=not args.no_progress and sys.stderr.isatty())
+    except (OSError, sqlite3.Error) as err:
+        print(f"mailfilter rebuild: could not save the model, nothing changed: {err}", file=sys.stderr)
+        return exitcodes.TEMPFAIL
+    if taught is None:
+        print(f"mailfilter rebuild: the training cache in {state.home} is empty; nothing to rebuild from "
+              f"(retrain with `mailfilter train`)", file=sys.stderr)
+        return exitcodes.NOINPUT
+    print(f"rebuilt {state.model_path} from {taught} cached messages")
+    return exitcodes.OK

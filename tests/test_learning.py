@@ -1,0 +1,246 @@
+"""The one write path (learning.Session), the training cache and rebuild.
+
+The in-process tests are fast unit tests of the session's promises. The
+concurrency tests run the real commands as processes, since the bug they
+pin (a learn lost for good when `eval --save` or `train` saved a model
+loaded before it) lived in how separate processes shared the model.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import MAILFILTER, SAMPLES, env_for, run_mailfilter
+from mailfilter import learning
+from mailfilter.rawmail import content_digest
+from mailfilter.state import Config, State
+from mailfilter.store import open_store
+from mailfilter.trainingcache import TrainingCache
+
+
+def sample(kind, name):
+    with open(os.path.join(SAMPLES, "train", kind, name), "rb") as fh:
+        return fh.read()
+
+
+SPAM = sample("spam", "00.eml")
+GOOD = sample("good", "00.eml")
+# A plainly good message that the tests teach as spam, so that whether that
+# one learn survived shows in its verdict.
+TAUGHT_AS_SPAM = (b"From: colleague@example.org\nTo: me@example.org\nSubject: minutes of the "
+                  b"planning meeting\n\nHi, attached are the minutes of Tuesday's planning "
+                  b"meeting. Action items are listed at the end. Thanks, Ann\n")
+
+
+@pytest.fixture
+def state(tmp_path):
+    return State(str(tmp_path / "state")).ensure()
+
+
+def config():
+    return Config(model_bits=12)
+
+
+def test_learn_skip_and_correct_in_one_session(state):
+    with learning.session_for(state, config()) as session:
+        first = session.learn(SPAM, True)
+        again = session.learn(SPAM, True)
+        corrected = session.learn(SPAM, False)
+    assert (first.action, again.action, corrected.action) == ("learned", "skipped", "corrected")
+    assert first.pr_after < first.pr_before
+    store = open_store(state, config())
+    assert store.generation() == 1                    # one commit for the session
+    with store.writer() as writer:
+        writer.load_copy()
+        assert writer.label_of(first.digest) == "good"
+
+
+def test_an_exception_in_the_session_changes_nothing(state):
+    learning.learn_messages(state, config(), [(GOOD, False)])
+    store = open_store(state, config())
+    before = open(store.model_path, "rb").read()
+    with pytest.raises(RuntimeError):
+        with learning.session_for(state, config()) as session:
+            session.learn(SPAM, True)
+            raise RuntimeError("the disk, the user, anything")
+    assert open(store.model_path, "rb").read() == before
+    with store.writer() as writer:
+        writer.load_copy()
+        assert writer.label_of(content_digest(SPAM)) is None
+
+
+def test_a_session_that_teaches_nothing_commits_nothing(state):
+    learning.learn_messages(state, config(), [(GOOD, False)])
+    result, = learning.learn_messages(state, config(), [(GOOD, False)])
+    assert result.action == "skipped"
+    assert open_store(state, config()).generation() == 1
+
+
+def test_our_headers_do_not_change_what_is_learned(state):
+    delivered = b"X-CRM114-Status: GOOD ( 3.00 )\n" + SPAM
+    first, = learning.learn_messages(state, config(), [(delivered, True)])
+    again, = learning.learn_messages(state, config(), [(SPAM, True)])
+    assert first.digest == again.digest and again.action == "skipped"
+
+
+# -- the training cache ---------------------------------------------------------------
+
+def test_cache_keeps_the_newest_within_both_bounds(tmp_path):
+    cache = TrainingCache(str(tmp_path / "cache.sqlite"), max_messages=3, max_bytes=10 ** 6)
+    for n in range(5):
+        cache.add(f"d{n}", "spam", b"Subject: %d\n\nbody %d\n" % (n, n))
+    cache.flush()
+    assert [d for d, _, _ in cache.entries()] == ["d2", "d3", "d4"]
+    cache.add("d2", "good", b"Subject: 2\n\nbody 2\n")        # relabelled: moves to the end
+    cache.flush()
+    assert [(d, label) for d, label, _ in cache.entries()] == [("d3", "spam"), ("d4", "spam"), ("d2", "good")]
+    cache.close()
+    small = TrainingCache(str(tmp_path / "small.sqlite"), max_messages=100, max_bytes=1)
+    small.add("a", "spam", b"x" * 1000)
+    small.add("b", "spam", b"y" * 1000)
+    small.flush()
+    assert [d for d, _, _ in small.entries()] == []            # each alone is over 1 byte
+    small.close()
+
+
+def test_cache_holds_what_the_classifier_reads_and_nothing_unflushed_survives(tmp_path):
+    cache = TrainingCache(str(tmp_path / "cache.sqlite"), max_messages=10, max_bytes=10 ** 8)
+    huge = b"Subject: big\n\n" + b"a" * (2 << 20)
+    cache.add("big", "spam", huge)
+    cache.add("lost", "spam", GOOD)
+    cache.flush()
+    cache.add("unflushed", "good", GOOD)
+    cache.close()
+    reopened = TrainingCache(str(tmp_path / "cache.sqlite"), max_messages=10, max_bytes=10 ** 8)
+    entries = {d: raw for d, _, raw in reopened.entries()}
+    assert set(entries) == {"big", "lost"}
+    assert entries["big"] == huge[:len(b"Subject: big\n\n") + 256 * 1024]
+
+
+def test_rebuild_teaches_the_same_model_from_the_cache(state, tmp_path):
+    messages = [(sample(kind, name), kind == "spam")
+                for kind in ("spam", "good") for name in sorted(os.listdir(os.path.join(SAMPLES, "train", kind)))]
+    taught_count = 0
+    for raw, is_spam in messages:                     # one learn per message, as a user would
+        result, = learning.learn_messages(state, config(), [(raw, is_spam)])
+        taught_count += result.action != "skipped"    # a few samples are the same message
+    model_path = os.path.join(state.home, "model.mfm")
+    taught = open(model_path, "rb").read()
+    os.unlink(model_path)
+    assert learning.rebuild(state, config()) == taught_count
+    rebuilt = open(model_path, "rb").read()
+    # Same updates in the same order: the very same weights; only the
+    # generation in the header differs.
+    assert rebuilt[64:] == taught[64:]
+    assert rebuilt[:32] == taught[:32]
+
+
+def test_rebuild_with_an_empty_cache_changes_nothing(state):
+    assert learning.rebuild(state, config()) is None
+    assert not os.path.exists(os.path.join(state.home, "model.mfm"))
+
+
+def test_rebuild_command_after_a_feature_change(tmp_path):
+    """The user's way out of "model written by features vN": the filter says
+    to rebuild; rebuild makes the model usable again, as it was."""
+    home = tmp_path / "state"
+    for raw, flag in ((SPAM, "--spam"), (GOOD, "--good")):
+        assert run_mailfilter(["learn", flag], raw, home).returncode == 0
+    before = run_mailfilter(["classify"], SPAM, home).stdout
+    model = home / "model.mfm"
+    raw = bytearray(model.read_bytes())
+    raw[40:44] = (99).to_bytes(4, "little")             # as if written by other features
+    model.write_bytes(bytes(raw))
+    refused = run_mailfilter([], SPAM, home)
+    assert b"UNSURE ( 0.00 )" in refused.stdout and b"run `mailfilter rebuild`" in refused.stderr
+    rebuilt = run_mailfilter(["rebuild"], b"", home)
+    assert rebuilt.returncode == 0 and b"from 2 cached messages" in rebuilt.stdout, rebuilt.stderr
+    assert run_mailfilter(["classify"], SPAM, home).stdout == before
+
+
+def test_rebuild_command_with_nothing_cached_exits_66(tmp_path):
+    out = run_mailfilter(["rebuild"], b"", tmp_path / "state")
+    assert out.returncode == 66 and b"training cache" in out.stderr
+
+
+# -- one write path: a learn beside a long writer is never lost ----------------------------
+
+def _corpus(tmp_path, copies):
+    """An index of many messages (the samples again and again, each made unique)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = []
+    names = [(kind, name) for kind in ("spam", "good")
+             for name in sorted(os.listdir(os.path.join(SAMPLES, "train", kind)))]
+    for n in range(copies):
+        for kind, name in names:
+            path = corpus / f"{n}-{kind}-{name}"
+            path.write_bytes(b"X-Copy: %d\n" % n + sample(kind, name))
+            lines.append(f"{'spam' if kind == 'spam' else 'ham'} {path.name}\n")
+    (corpus / "index").write_text("".join(lines))
+    return corpus
+
+
+def _learn_while(writer_cmd, home, started):
+    """Start a long writer, wait until it is well under way, then learn one
+    message as spam. Afterwards that learn must be in the model."""
+    writer = subprocess.Popen(writer_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(home))
+    deadline = time.monotonic() + 60
+    while not started() and writer.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert writer.poll() is None, "the long writer ended before the learn could run beside it"
+    learn = run_mailfilter(["learn", "--spam"], TAUGHT_AS_SPAM, home)
+    out, err = writer.communicate(timeout=300)
+    assert writer.returncode == 0, err
+    assert learn.returncode == 0 and learn.stdout.startswith(b"learned as spam"), learn.stderr
+    again = run_mailfilter(["learn", "--spam"], TAUGHT_AS_SPAM, home)
+    assert again.stdout.startswith(b"already learned as spam")
+    # The ledger says it was learned; the model must agree.
+    assert run_mailfilter(["classify"], TAUGHT_AS_SPAM, home).stdout.startswith(b"SPAM")
+
+
+def test_learn_during_eval_save_is_not_lost(tmp_path):
+    home = tmp_path / "state"
+    corpus = _corpus(tmp_path, copies=60)
+    results = tmp_path / "results.txt"
+    cmd = MAILFILTER + ["eval", str(corpus / "index"), "--home", str(home), "--save",
+                        "--results", str(results)]
+    _learn_while(cmd, home, lambda: results.exists() and results.stat().st_size > 2000)
+
+
+def test_learn_during_train_is_not_lost(tmp_path):
+    home = tmp_path / "state"
+    corpus = _corpus(tmp_path, copies=60)
+    spam = tmp_path / "spam"
+    good = tmp_path / "good"
+    spam.mkdir(), good.mkdir()
+    for path in corpus.iterdir():
+        if "-spam-" in path.name:
+            shutil.copy(path, spam / path.name)
+        elif "-good-" in path.name:
+            shutil.copy(path, good / path.name)
+    cmd = MAILFILTER + ["train", "--home", str(home), "--no-progress", "--passes", "4",
+                        "--spam", str(spam), "--good", str(good)]
+    lock = home / "model.lock"
+    # train takes the writer lock once it has listed the corpus.
+    _learn_while(cmd, home, lambda: lock.exists() and _locked(lock))
+
+
+def _locked(path):
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
