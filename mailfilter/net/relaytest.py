@@ -469,7 +469,8 @@ def render(report, out):
                 block = key
                 phase = Phase(a["tls"], a["helo_as"], a["auth"])
                 out("")
-                out(f"{t['label']} from {t['source']}, {phase.describe(a['helo'], report['user'])}")
+                via = f" (at {t['connected_to']})" if t["connected_to"] != t["address"] else ""
+                out(f"{t['label']}{via} from {t['source']}, {phase.describe(a['helo'], report['user'])}")
                 out(f"  {'trick':<{w_trick}}  {'MAIL FROM':<{w_from}}  {'RCPT TO':<{w_to}}  "
                     f"{'verdict':<10}  reply")
             verdict = a["verdict"]

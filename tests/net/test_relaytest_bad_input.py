@@ -14,13 +14,14 @@ import time
 
 import pytest
 from conftest import MAILFILTER, env_for
-from mailserver_lab import SRV, NetnsPair
 from netns_lab import sh
+from postfix_lab import Pair
 
 pytestmark = pytest.mark.root
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MISBEHAVER = os.path.join(HERE, "smtp_misbehaver.py")
+SRV, CLI, NOBODY = "10.99.1.1", "10.99.1.2", "10.99.1.77"
 
 
 def _start(ns, *args):
@@ -34,7 +35,9 @@ def _start(ns, *args):
 
 @pytest.fixture(scope="module")
 def lab():
-    with NetnsPair() as pair:
+    with Pair(srv_addrs=[SRV], cli_addrs=[CLI]) as pair:
+        # On the link, but nobody has it: ARP goes unanswered.
+        sh("ip", "route", "add", f"{NOBODY}/32", "dev", "veth1", ns=pair.cli)
         servers = _start(pair.srv)
         try:
             yield pair
@@ -63,12 +66,11 @@ def test_nothing_listening_is_69(lab):
 
 
 def test_host_that_never_answers_is_69(lab):
-    # 10.99.1.77 is on the link but nobody has it: ARP goes unanswered.
     start = time.monotonic()
-    res = relaytest(lab, "10.99.1.77", "--port", 25, "--domain", "example.org", "--timeout", 2)
+    res = relaytest(lab, NOBODY, "--port", 25, "--domain", "example.org", "--timeout", 2)
     assert res.returncode == 69
     line = one_line(res)
-    assert line.startswith("mailfilter: 10.99.1.77 port 25: ")
+    assert line.startswith(f"mailfilter: {NOBODY} port 25: ")
     assert "within 2 s" in line or "No route to host" in line
     assert time.monotonic() - start < 30
 
@@ -186,3 +188,28 @@ def test_help_teaches():
     for words in ("percent hack", "DATA is never sent", "--netns", "examples:", "exit status:",
                   "68 HOST does not", "76 the server"):
         assert words in res.stdout, words
+
+
+def test_netns_is_removed_when_the_test_is_killed(lab):
+    """--netns from inside the server namespace against a server that stalls:
+    SIGTERM in mid-session still deletes the throw-away namespace."""
+    import signal
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.srv, *MAILFILTER, "relaytest", "127.0.0.1",
+                             "--port", "2601", "--domain", "example.org", "--netns", "--timeout", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env_for(None))
+    name = f"mfrelay{proc.pid}"    # ip netns exec execs: the tool keeps this pid
+    deadline = time.monotonic() + 30
+    while name not in sh("ip", "netns", "list").stdout:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the namespace never appeared"
+        time.sleep(0.05)
+    # Wait until the session is open (the stalling server holds it).
+    while not sh("ss", "-Htn", "state", "established", "sport", "=", ":2601", ns=lab.srv).stdout.strip():
+        assert time.monotonic() < deadline, "no session reached the server"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in err
+    assert name not in sh("ip", "netns", "list").stdout
+    assert "mfrt" not in sh("ip", "-o", "link", ns=lab.srv).stdout

@@ -1,16 +1,17 @@
 """`mailfilter relaytest` against a real Postfix, and `mailfilter submission
 --sasl dovecot` against a real Dovecot, both started here.
 
-One Postfix master per module (a start costs seconds) in a server namespace
-(10.99.1.1), with one smtpd service per configuration under test:
-   25  the stock main.cf.dist: relays nothing
+One private Postfix per module (tests/net/postfix_lab.py; a start costs
+seconds) in a server namespace (10.99.1.1), with Postfix's own defaults for
+relaying and one smtpd service per configuration under test:
+   25  the defaults (compatibility_level 3.6): relays nothing
  2525  permits every client (what `smtpd_relay_restrictions = permit` means;
        Postfix refuses to start an smtpd with that literal setting)
  2526  an over-wide mynetworks (0.0.0.0/0): the classic open relay
  2527  trusts senders in its own domain: relays for the sender tricks only
  2528  trusts clients that say EHLO with its own name: relays after that only
  587/465  set up by `mailfilter submission --sasl dovecot --apply`, logins
-       checked by a private Dovecot over private/auth
+       checked by a private Dovecot (tests/net/dovecot_lab.py) over private/auth
 relaytest runs in a client namespace (10.99.1.2), which the server does not
 trust, as a stranger on the Internet. DATA is never sent, so after every
 test the queue must be empty and the smtpd log must show no DATA command.
@@ -21,18 +22,75 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import MAILFILTER, env_for
-from mailserver_lab import DOMAIN, HOSTNAME, SRV, Dovecot, NetnsPair, Postfix, private_dir
+from dovecot_lab import Dovecot, make_certificate, wait_listening
+from postfix_lab import Pair, Postfix, instance_dir
 
 pytestmark = pytest.mark.root
 
+SRV, CLI = "10.99.1.1", "10.99.1.2"
+DOMAIN, HOSTNAME = "example.org", "mx.example.org"      # postfix_lab's names
 USER, PASSWORD = "alice", "correct horse battery staple"
 OPEN_PORTS = {2525: "every client permitted", 2526: "mynetworks = 0.0.0.0/0"}
 PORTS = [25, 465, 587, 2525, 2526, 2527, 2528]
 TRICKS = 15                  # relay attempts per phase, the control aside
 SENDER_TRICKS = {"your domain as sender", "odd case", "trailing dots"}
+
+
+class Server:
+    """postfix_lab's instance, and what these tests read of it."""
+
+    def __init__(self, root, netns):
+        self.root = root
+        self.etc = os.path.join(root, "etc")
+        self.spool = os.path.join(root, "spool")
+        self.maillog = os.path.join(root, "maillog")
+        self.cert, key = make_certificate(root, [HOSTNAME], [SRV])
+        self.postfix = Postfix(root, netns, {
+            # A mail domain of its own, as on a fresh Debian install; only
+            # postmaster (an alias) is a local recipient.
+            "mydestination": "$myhostname, $mydomain, localhost",
+            "virtual_mailbox_domains": "",
+            "alias_maps": "inline:{ postmaster=root }",
+            "smtpd_tls_cert_file": self.cert, "smtpd_tls_key_file": key,
+            "smtpd_tls_security_level": "may",
+            # Nothing may ever leave: a message that did get queued stays in
+            # the queue, where postqueue -p shows it.
+            "defer_transports": "smtp, relay, local, virtual, lmtp, error",
+            # Each transaction an open relay accepts and we RSET takes a
+            # flow-control token that qmgr never hands back (nothing is
+            # delivered), so from the second run on Postfix paused 1 s per
+            # accepted RCPT: 64 s instead of 0.3 s for one port, measured.
+            "in_flow_delay": "0",
+        })
+        shutil.copy("/usr/share/postfix/master.cf.dist", os.path.join(self.etc, "master.cf"))
+        # No chroot: the queue directory is a scratch directory, with no
+        # copies of /etc/services, resolv.conf or libraries in it.
+        self.postconf("-F", "*/*/chroot = n")
+
+    def postconf(self, *args):
+        res = subprocess.run(["postconf", "-c", self.etc, *args], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, f"postconf {' '.join(args)}: {res.stderr}"
+        return res.stdout
+
+    def add_service(self, port, **overrides):
+        self.postconf("-M", f"{port}/inet={port} inet n - n - - smtpd")
+        for key, value in overrides.items():
+            self.postconf("-P", f"{port}/inet/{key}={value}")
+
+    def log(self):
+        return self.postfix.log()
+
+    def queue(self):
+        res = subprocess.run(["postqueue", "-c", self.etc, "-p"], capture_output=True, text=True, timeout=60)
+        return res.stdout + res.stderr
+
+    def alive(self):
+        pid = self.postfix.master_pid()
+        return pid is not None and os.path.exists(f"/proc/{pid}")
 
 
 class Lab:
@@ -41,37 +99,37 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab():
-    with NetnsPair() as pair:
-        base = private_dir("mf-relaytest-")
-        postfix = dovecot = None
-        try:
-            postfix = Postfix(base)
-            with open(os.path.join(postfix.etc, "trusted_senders"), "w") as fh:
+    root = instance_dir()
+    try:
+        with Pair(srv_addrs=[SRV], cli_addrs=[CLI]) as pair:
+            server = Server(root, pair.srv)
+            with open(os.path.join(server.etc, "trusted_senders"), "w") as fh:
                 fh.write(f"{DOMAIN} OK\n")
-            with open(os.path.join(postfix.etc, "trusted_helo"), "w") as fh:
+            with open(os.path.join(server.etc, "trusted_helo"), "w") as fh:
                 fh.write(f"{HOSTNAME} OK\n")
-            postfix.add_service(2525, smtpd_relay_restrictions="check_client_access,static:OK,"
-                                                               "reject_unauth_destination")
-            postfix.add_service(2526, mynetworks="0.0.0.0/0")
-            postfix.add_service(2527, smtpd_relay_restrictions=f"check_sender_access,texthash:{postfix.etc}/"
-                                                               "trusted_senders,reject_unauth_destination")
-            postfix.add_service(2528, smtpd_relay_restrictions=f"check_helo_access,texthash:{postfix.etc}/"
-                                                               "trusted_helo,reject_unauth_destination")
-            res = run_mailfilter("submission", "--config-dir", postfix.etc, "--sasl", "dovecot", "--apply")
+            server.add_service(2525, smtpd_relay_restrictions="check_client_access,static:OK,"
+                                                              "reject_unauth_destination")
+            server.add_service(2526, mynetworks="0.0.0.0/0")
+            server.add_service(2527, smtpd_relay_restrictions=f"check_sender_access,texthash:{server.etc}/"
+                                                              "trusted_senders,reject_unauth_destination")
+            server.add_service(2528, smtpd_relay_restrictions=f"check_helo_access,texthash:{server.etc}/"
+                                                              "trusted_helo,reject_unauth_destination")
+            # The submission ports as an admin would set them up.
+            res = run_mailfilter("submission", "--config-dir", server.etc, "--sasl", "dovecot", "--apply")
             assert res.returncode == 0, res.stderr
-            postfix.start(pair.srv, PORTS)
-            dovecot = Dovecot(os.path.join(base, "dovecot"), os.path.join(postfix.spool, "private", "auth"),
-                              {USER: PASSWORD})
-            dovecot.start(pair.srv)
-            lab = Lab()
-            lab.pair, lab.postfix, lab.dovecot, lab.base = pair, postfix, dovecot, base
-            yield lab
-        finally:
-            if dovecot:
-                dovecot.stop()
-            if postfix:
-                postfix.stop()
-            shutil.rmtree(base, ignore_errors=True)
+            with server.postfix.start():
+                wait_listening(pair.srv, PORTS)
+                dovecot = Dovecot(os.path.join(root, "dovecot"), os.path.join(server.spool, "private", "auth"),
+                                  {USER: PASSWORD})
+                dovecot.start(pair.srv)
+                try:
+                    lab = Lab()
+                    lab.pair, lab.postfix, lab.dovecot = pair, server, dovecot
+                    yield lab
+                finally:
+                    dovecot.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def run_mailfilter(*args, ns=None, timeout=300):
@@ -80,7 +138,9 @@ def run_mailfilter(*args, ns=None, timeout=300):
 
 
 def relaytest(lab, *args, ns=None):
-    return run_mailfilter("relaytest", *args, "--delay", 0, ns=ns or lab.pair.cli)
+    """No pause between attempts unless the test asks: the server is ours."""
+    delay = [] if "--delay" in args else ["--delay", 0]
+    return run_mailfilter("relaytest", *args, *delay, ns=ns or lab.pair.cli)
 
 
 def report_of(res):
@@ -194,6 +254,21 @@ def test_domain_guessed_from_the_greeting(lab, untouched):
     report = report_of(res)
     assert report["domain"] == DOMAIN
     assert "RCPT TO:<postmaster@example.org>" in attempts(report)[0]["sent"]
+
+
+def test_politeness_delay_and_connection_limit(lab, untouched):
+    start = time.monotonic()
+    res = relaytest(lab, SRV, "--port", 25, "--domain", DOMAIN, "--json", "--max-connections", 1,
+                    "--delay", 0.2)
+    elapsed = time.monotonic() - start
+    assert res.returncode == 75
+    assert res.stderr == (f"mailfilter: {SRV} port 25: stopped at the connection limit "
+                          "(--max-connections 1)\n")
+    report = report_of(res)
+    assert report["connections"] == 1
+    # One session, then the limit: its 8 attempts, each after the --delay
+    # pause (a lower bound, which no machine can beat; not a speed test).
+    assert len(attempts(report)) == 8 and elapsed >= 8 * 0.2
 
 
 def test_submission_ports_refuse_before_auth(lab, untouched):

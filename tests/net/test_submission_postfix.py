@@ -61,6 +61,11 @@ def confdir(tmp_path):
 NO_CYRUS_USERS = "smtpd_sasl_type = cyrus, but there is no smtpd.conf in "
 
 
+def not_sasl(stderr):
+    """The warnings other than that one."""
+    return [line for line in stderr.splitlines() if NO_CYRUS_USERS not in line]
+
+
 @pytest.fixture
 def services(tmp_path):
     f = tmp_path / "services"
@@ -184,7 +189,7 @@ def test_etc_services_check(confdir, tmp_path):
     # Postfix 3.6 and later resolve the names from known_tcp_ports first:
     # nothing to warn about, whatever /etc/services says.
     res = submission("--config-dir", confdir, "--services-file", f)
-    assert res.returncode == 0 and res.stderr == ""
+    assert res.returncode == 0 and not_sasl(res.stderr) == []
     # An older Postfix (or an admin's empty known_tcp_ports) has only the file.
     with open(confdir / "main.cf", "a") as fh:
         fh.write("known_tcp_ports =\n")
