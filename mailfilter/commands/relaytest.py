@@ -46,7 +46,7 @@ EPILOG = """\
 examples:
   mailfilter relaytest mail.example.org --domain example.org
   mailfilter relaytest mail.example.org --port 25 --json > relay.json
-  mailfilter relaytest localhost --netns             # on the server itself, as root
+  mailfilter relaytest mail.example.org --netns      # on that server itself, as root
   mailfilter relaytest mail.example.org --port 587,465 --user alice --cafile /etc/ssl/certs/mail.pem
   mailfilter relaytest mail.example.org --from-address me@gmail.com --to-address me@outlook.com
 

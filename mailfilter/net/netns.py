@@ -10,9 +10,10 @@ a client address nobody trusts: a veth pair, this side 198.51.100.1 and
 2001:db8:fffe::/48 (documentation ranges, RFC 5737 and RFC 3849), each a
 single address with a peer route. Two reasons for that shape:
 - Postfix works out mynetworks_style=subnet or =class from the interface
-  addresses each time an smtpd process starts, so it sees our veth too. A
-  /32 (/128) with a peer route gives it no subnet to trust, and the two
-  sides sit in different /24s so the class-C rule of =class misses as well.
+  addresses when a process starts, so an smtpd started after our veth
+  appears sees it too. A /32 (/128) with a peer route gives it no subnet to
+  trust, and the two sides sit in different /24s so the class-C rule of
+  =class misses as well.
 - Nothing is forwarded or routed beyond the pair: the namespace reaches only
   this machine's own addresses, never the network.
 

@@ -16,6 +16,7 @@ Only read, never changed: the Dovecot side is the admin's to write, and the
 warning says what to write.
 """
 
+import grp
 import os
 import pwd
 import socket
@@ -45,17 +46,12 @@ def _may_open(st, user):
         pw = pwd.getpwnam(user)
     except KeyError:
         return True          # postfix checks its own mail_owner; not ours to second-guess
-    if pw.pw_uid == 0 or st.st_uid == pw.pw_uid:
+    if st.st_uid == pw.pw_uid:
         return bool(st.st_mode & stat.S_IWUSR)
-    groups = {pw.pw_gid} | {g.gr_gid for g in _groups_of(user)}
+    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
     if st.st_gid in groups:
         return bool(st.st_mode & stat.S_IWGRP)
     return bool(st.st_mode & stat.S_IWOTH)
-
-
-def _groups_of(user):
-    import grp
-    return [g for g in grp.getgrall() if user in g.gr_mem]
 
 
 def dovecot_handshake(path, timeout=3.0):
@@ -142,13 +138,13 @@ def problems(config_dir, service_params, chroot):
                                      "cyrus_sasl_config_path", "mail_owner"])
     chrooted = chroot == "y"
     available = _server_types(config_dir)
-    seen, warnings = {}, []
+    seen, warnings = set(), []
     for service, params in service_params.items():
         kind = params.get("smtpd_sasl_type") or main["smtpd_sasl_type"] or "cyrus"
         path = params.get("smtpd_sasl_path") or main["smtpd_sasl_path"] or "smtpd"
         if (kind, path) in seen:
-            continue
-        seen[(kind, path)] = service
+            continue        # both services use the same: say it once
+        seen.add((kind, path))
         if available and kind not in available:
             found = [f"Postfix here has no {kind} SASL (postconf -a lists {' '.join(available)}), "
                      "so every AUTH fails"]

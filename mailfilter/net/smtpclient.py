@@ -9,7 +9,7 @@ Raw sockets, not smtplib, for three reasons:
 - smtplib's timeout is per recv(), so a server that drips a byte every few
   seconds never times out; here each whole reply has one deadline.
 The part of SMTP a relay test needs is small: replies, commands, STARTTLS and
-AUTH PLAIN/LOGIN, and every line sent and received goes into a transcript.
+AUTH PLAIN/LOGIN.
 """
 
 import base64
@@ -83,7 +83,6 @@ class Connection:
     def __init__(self, sock, timeout):
         self.sock = sock
         self.timeout = timeout
-        self.transcript = []         # ("C" | "S", text)
         self.extensions = {}         # EHLO keyword -> its parameters
         self.tls = False
         self._buf = b""
@@ -131,19 +130,16 @@ class Connection:
             if len(lines) > MAX_LINES:
                 raise NotSmtp(f"not an SMTP server: a reply of more than {MAX_LINES} lines {after}")
             if m.group(2) != b"-":
-                reply = Reply(code, lines)
-                self.transcript.append(("S", reply.text))
-                return reply
+                return Reply(code, lines)
 
-    def send(self, line, shown=None):
-        self.transcript.append(("C", shown or line))
+    def send(self, line):
         try:
             self.sock.sendall(line.encode("utf-8") + b"\r\n")
         except OSError as err:
             raise Closed(f"connection lost while sending: {err.strerror or err}") from None
 
-    def command(self, line, shown=None, verb=None):
-        self.send(line, shown)
+    def command(self, line, verb=None):
+        self.send(line)
         return self.read_reply(f"after {verb or line.split(':')[0].split()[0]}")
 
     def greeting(self):
@@ -158,7 +154,7 @@ class Connection:
                 keyword, _, params = line.partition(" ")
                 self.extensions[keyword.upper()] = params
             return reply
-        if reply.code in (421,):
+        if reply.code == 421:
             return reply
         return self.command(f"HELO {name}")
 
@@ -190,12 +186,12 @@ class Connection:
         mechanisms = self.extensions.get("AUTH", "").upper().split()
         if "PLAIN" in mechanisms or "LOGIN" not in mechanisms:
             token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-            return self.command(f"AUTH PLAIN {token}", shown="AUTH PLAIN (credentials not shown)")
+            return self.command(f"AUTH PLAIN {token}")
         reply = self.command("AUTH LOGIN")
-        for secret, shown in ((user, f"({user!r} in base64)"), (password, "(password not shown)")):
+        for secret in (user, password):
             if reply.code != 334:
                 return reply
-            reply = self.command(base64.b64encode(secret.encode()).decode(), shown=shown, verb="AUTH")
+            reply = self.command(base64.b64encode(secret.encode()).decode(), verb="AUTH")
         return reply
 
     def quit(self):
@@ -221,9 +217,12 @@ def wrap_implicit(sock, context, server_hostname, timeout):
     try:
         return context.wrap_socket(sock, server_hostname=server_hostname)
     except ssl.SSLCertVerificationError as err:
+        sock.close()
         raise Untrusted(f"certificate not trusted: {err.verify_message or err.reason}") from None
     except socket.timeout:
+        sock.close()
         raise Timeout(f"no TLS handshake within {timeout:g} s (implicit TLS)") from None
     except (ssl.SSLError, OSError) as err:
+        sock.close()
         raise TlsFailed(f"TLS handshake failed (implicit TLS; is it a STARTTLS port?): "
                         f"{getattr(err, 'reason', None) or err}") from None
