@@ -34,6 +34,10 @@ SERVICES = {
     "submissions": {"port": 465, "params": [("syslog_name", "postfix/submissions"),
                                             ("smtpd_tls_wrappermode", "yes")] + _COMMON},
 }
+# --sasl dovecot: the Postfix side of Dovecot SASL, on these two services only
+# (port 25 keeps no AUTH). The path is relative to the queue directory, so it
+# is the same socket whether smtpd runs chrooted or not.
+SASL = {"dovecot": [("smtpd_sasl_type", "dovecot"), ("smtpd_sasl_path", "private/auth")]}
 
 
 class PostfixError(Exception):
@@ -148,7 +152,39 @@ def listen_port(service, names):
     return host, names.get(port)
 
 
-def plan(config_dir, chroot=None, services_file="/etc/services"):
+def wanted_params(name, sasl=None):
+    return SERVICES[name]["params"] + SASL.get(sasl, [])
+
+
+def chroot_column(services, chroot=None):
+    if chroot is None:
+        smtp = services.get(("smtp", "inet"))
+        chroot = smtp[4] if smtp else "-"
+    return chroot
+
+
+def listeners(config_dir, services, services_file="/etc/services"):
+    """[(master.cf service, our service)]: the admin's own listener on 587 or
+    465, under whatever name, else ours under its standard name."""
+    names = services_ports(services_file)
+    names.update(known_tcp_ports(config_dir))     # Postfix looks there first
+    found = []
+    for name, spec in SERVICES.items():
+        on_port = [key[0] for key in services
+                   if key[1] == "inet" and listen_port(key[0], names)[1] == spec["port"]]
+        by_host = {}
+        for service in on_port:
+            host = listen_port(service, names)[0]
+            if host in by_host:
+                raise PostfixError(f"{config_dir}/master.cf: {by_host[host]}/inet and {service}/inet both "
+                                   f"listen on {host or 'every address'} port {spec['port']}; Postfix uses "
+                                   "only the last of them; remove one, then run this again")
+            by_host[host] = service
+        found += [(service, name) for service in on_port or [name]]
+    return found
+
+
+def plan(config_dir, chroot=None, services_file="/etc/services", sasl=None):
     """The postconf arguments that bring master.cf to what we want, in order.
 
     An existing listener on 587 or 465 is edited under its own name, however
@@ -159,29 +195,14 @@ def plan(config_dir, chroot=None, services_file="/etc/services"):
     "smtps" (465) -- using the last entry": the admin's own listener was
     silently dropped for ours."""
     services = read_master(config_dir)
-    names = services_ports(services_file)
-    names.update(known_tcp_ports(config_dir))     # Postfix looks there first
-    if chroot is None:
-        smtp = services.get(("smtp", "inet"))
-        chroot = smtp[4] if smtp else "-"
+    chroot = chroot_column(services, chroot)
     steps = []
-    for name, spec in SERVICES.items():
-        listeners = [key[0] for key in services
-                     if key[1] == "inet" and listen_port(key[0], names)[1] == spec["port"]]
-        by_host = {}
-        for service in listeners:
-            host = listen_port(service, names)[0]
-            if host in by_host:
-                raise PostfixError(f"{config_dir}/master.cf: {by_host[host]}/inet and {service}/inet both "
-                                   f"listen on {host or 'every address'} port {spec['port']}; Postfix uses "
-                                   "only the last of them; remove one, then run this again")
-            by_host[host] = service
-        for service in listeners or [name]:
-            steps += _service_steps(config_dir, services, service, spec, chroot)
+    for service, name in listeners(config_dir, services, services_file):
+        steps += _service_steps(config_dir, services, service, wanted_params(name, sasl), chroot)
     return steps
 
 
-def _service_steps(config_dir, services, service, spec, chroot):
+def _service_steps(config_dir, services, service, params, chroot):
     steps = []
     entry = [service, "inet", "n", "-", chroot, "-", "-", "smtpd"]
     current = services.get((service, "inet"))
@@ -189,10 +210,10 @@ def _service_steps(config_dir, services, service, spec, chroot):
     if current is None or current[2:8] != entry[2:8] or current[8:] and _has_args(current):
         steps.append(("-M", f"{service}/inet={' '.join(entry)}"))
         # -M replaces the whole entry: carry the admin's own -o settings over.
-        keep = {k: v for k, v in have.items() if k not in dict(spec["params"])}
+        keep = {k: v for k, v in have.items() if k not in dict(params)}
         have = {}
         steps += [("-P", f"{service}/inet/{k}={v}") for k, v in keep.items()]
-    for key, value in spec["params"]:
+    for key, value in params:
         if have.get(key) != value:
             steps.append(("-P", f"{service}/inet/{key}={value}"))
     return steps
@@ -275,16 +296,29 @@ def main_cf_warnings(config_dir):
     return warnings
 
 
+def sasl_warnings(config_dir, chroot=None, sasl=None, services_file="/etc/services"):
+    """Why AUTH would fail for everyone on the two services as they will be."""
+    from . import sasl as sasl_check
+    services = read_master(config_dir)
+    params = {}
+    for service, name in listeners(config_dir, services, services_file):
+        have = read_params(config_dir, service) if (service, "inet") in services else {}
+        params[service] = dict(have, **dict(wanted_params(name, sasl)))
+    return sasl_check.problems(config_dir, params, chroot_column(services, chroot))
+
+
 def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
-        services_file="/etc/services", out=print, warn=None) -> int:
+        services_file="/etc/services", sasl=None, out=print, warn=None) -> int:
     from .. import exitcodes
     from ..log import info, report, warning
     warn = warn or warning
     try:
-        steps = plan(config_dir, chroot, services_file)
+        steps = plan(config_dir, chroot, services_file, sasl)
         for problem in services_file_problems(config_dir, services_file):
             warn(problem)
         for w in main_cf_warnings(config_dir):
+            warn(w)
+        for w in sasl_warnings(config_dir, chroot, sasl, services_file):
             warn(w)
         if not steps:
             out(f"{config_dir}/master.cf already has submission and submissions as wanted; nothing to change")
@@ -300,7 +334,7 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         saved = backup(config_dir)
         try:
             apply_steps(config_dir, steps)
-            left = plan(config_dir, chroot, services_file)
+            left = plan(config_dir, chroot, services_file, sasl)
             if left:
                 raise PostfixError(f"after applying, postconf still differs ({left[0][1]}); restored {saved}")
         except PostfixError:
@@ -309,6 +343,7 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         info(f"{config_dir}/master.cf: submission (587) and submissions (465) set; backup {saved}")
         out(f"changed {config_dir}/master.cf ({len(steps)} postconf edits); backup: {saved}")
         out("now: postfix check && postfix reload")
+        out("then, from outside: mailfilter relaytest YOUR-MAIL-HOST --port 587,465 --user SOMEONE")
         return exitcodes.OK
     except MissingConfig as err:
         report(str(err))
