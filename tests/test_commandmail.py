@@ -41,7 +41,7 @@ def test_secret_is_compared_in_constant_time(monkeypatch):
         calls.append((type(a), len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr(commandmail.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     guesses = [SECRET, SECRET[:1], SECRET[:-1] + "x", "x" + SECRET[1:], "", "y" * 100_000, "日本語"]
     results = [commandmail.secret_matches(guess, SECRET) for guess in guesses]
     assert results == [True] + [False] * (len(guesses) - 1)
