@@ -112,15 +112,16 @@ def new_secret() -> str:
 
 
 def ensure_secret(state, new: bool = False):
-    """(secret, created): the user's command secret, made and written to their
-    mailfilter.conf if there is none (or new=True). The rest of the file is
-    kept byte for byte; it is written whole or not at all, mode 0600.
+    """(secret, created, problem): the user's command secret, made and
+    written to their mailfilter.conf if there is none (or new=True), and
+    why it can't be used if it can't (secret_problem). The rest of the file
+    is kept byte for byte; it is written whole or not at all, mode 0600.
     Raises ConfigError if the file is not valid as it is."""
     from .atomicfile import replace
     from .state import Config, parse_config
     current = parse_config(state.config_path, Config()).command_secret
     if current and not new:
-        return current, False
+        return current, False, secret_problem(current)
     secret = new_secret()
     try:
         with open(state.config_path, "rb") as fh:
@@ -142,7 +143,7 @@ def ensure_secret(state, new: bool = False):
         out.append(b"# the password of command mail: a subject `command SECRET spam` trains\n")
         out.append(line)
     replace(state.config_path, [b"".join(out)], 0o600)
-    return secret, True
+    return secret, True, None
 
 
 # -- reading the command mail ----------------------------------------------------------

@@ -39,7 +39,7 @@ def trained_state(tmp_path_factory):
 
 def _user(trained_state, home):
     shutil.copytree(trained_state, home)
-    secret, _ = commandmail.ensure_secret(State(str(home)))
+    secret, _, _ = commandmail.ensure_secret(State(str(home)))
     return home, secret
 
 
@@ -313,6 +313,20 @@ def test_without_a_secret_set_command_mail_is_off(tmp_path, trained_state):
     before = fingerprint(home)
     out = run_mailfilter([], data, home)
     assert out.returncode == 0 and b"no command_secret is set" in out.stderr
+    assert_passthrough(data, out.stdout)
+    assert fingerprint(home) == before
+
+
+def test_a_secret_too_short_turns_command_mail_off(tmp_path, trained_state):
+    home = tmp_path / "state"
+    shutil.copytree(trained_state, home)
+    (home / "mailfilter.conf").write_text("command_secret = 1234\n")
+    helped = run_mailfilter(["command-secret"], b"", home)
+    assert helped.returncode == 0 and b"shorter than 8 characters" in helped.stderr and b"--new" in helped.stderr
+    data = commandmails.as_attachment("command 1234 spam", [INBOX_SPAM])
+    before = fingerprint(home)
+    out = run_mailfilter([], data, home)
+    assert b"shorter than 8 characters, so command mail is off" in out.stderr
     assert_passthrough(data, out.stdout)
     assert fingerprint(home) == before
 

@@ -53,15 +53,15 @@ def test_command_secret_makes_one_and_keeps_the_rest_of_the_config(tmp_path):
     with open(state.config_path, "w") as fh:
         fh.write("# mine\nspam_threshold = -2   # tuned\ngood_threshold = 1.5")      # no final newline
     os.chmod(state.config_path, 0o644)
-    secret, created = commandmail.ensure_secret(state)
-    assert created and len(secret) == commandmail.SECRET_LENGTH
+    secret, created, problem = commandmail.ensure_secret(state)
+    assert created and problem is None and len(secret) == commandmail.SECRET_LENGTH
     assert set(secret) <= set(commandmail.SECRET_ALPHABET)
     text = open(state.config_path).read()
     assert text.startswith("# mine\nspam_threshold = -2   # tuned\ngood_threshold = 1.5\n")
     assert f"\ncommand_secret = {secret}\n" in text
     assert stat.S_IMODE(os.stat(state.config_path).st_mode) == 0o600       # it holds a secret now
-    assert commandmail.ensure_secret(state) == (secret, False)              # shown, not replaced
-    newer, created = commandmail.ensure_secret(state, new=True)
+    assert commandmail.ensure_secret(state) == (secret, False, None)        # shown, not replaced
+    newer, created, _ = commandmail.ensure_secret(state, new=True)
     assert created and newer != secret
     text = open(state.config_path).read()
     assert text.count("command_secret") == 1 and newer in text and secret not in text

@@ -35,18 +35,17 @@ def main(argv, prog) -> int:
     p = common.parser(prog, "Show (or make) the secret of command mail.", EPILOG)
     p.add_argument("--new", action="store_true", help="make a new secret, replacing the old one")
     args = p.parse_args(argv)
-    from ..commandmail import ensure_secret, secret_problem
+    from ..commandmail import ensure_secret
     from ..state import open_state
     state = open_state(args.home)
     try:
-        secret, created = ensure_secret(state, new=args.new)
+        secret, created, problem = ensure_secret(state, new=args.new)
     except ConfigError as err:
         return common.config_error_exit(err)
     except OSError as err:
         print(f"mailfilter command-secret: could not write {state.config_path}: {err.strerror or err}",
               file=sys.stderr)
         return exitcodes.CANTCREAT
-    problem = secret_problem(secret)
     if problem:
         print(f"mailfilter command-secret: {state.config_path}: {problem}; make a new one with --new",
               file=sys.stderr)
