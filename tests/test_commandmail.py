@@ -13,7 +13,7 @@ import pytest
 
 import commandmails
 from conftest import CHARSET_CASES, SAMPLES, run_mailfilter
-from mailfilter import commandmail, pipeline, rules, view
+from mailfilter import commandmail, forwarded, pipeline, rules, view
 from mailfilter.errors import ConfigError
 from mailfilter.rawmail import scan_header
 from mailfilter.state import State
@@ -146,7 +146,8 @@ def test_the_filter_does_not_import_the_command_code_for_ordinary_mail(tmp_path)
     probe = ("import sys, runpy; sys.argv = ['mailfilter', '--home', %r]\n"
              "try:\n    runpy.run_module('mailfilter', run_name='__main__')\n"
              "except SystemExit:\n    pass\n"
-             "sys.stderr.write('LOADED' if 'mailfilter.commandmail' in sys.modules else 'NOT LOADED')\n"
+             "sys.stderr.write('LOADED' if {'mailfilter.commandmail', 'mailfilter.forwarded'} & set(sys.modules)"
+             " else 'NOT LOADED')\n"
              % str(tmp_path / "state"))
     import subprocess
     import sys
@@ -161,7 +162,7 @@ def test_the_filter_does_not_import_the_command_code_for_ordinary_mail(tmp_path)
 # -- reading the command -----------------------------------------------------------------
 
 def _read(data):
-    mail = commandmail.read_mail(data, scan_header(data))
+    mail = forwarded.read_mail(data, scan_header(data))
     return mail, commandmail.command_lines(mail)
 
 
@@ -216,7 +217,7 @@ def test_attached_messages_are_found_whole():
                  commandmails.as_attachment("command s spam", [original], filename="spam.eml")):
         mail, (found, after) = _read(data)
         assert found == [("subject", "command s spam")]
-        (found_original,) = commandmail.originals_of(mail, after)
+        (found_original,) = forwarded.originals_of(mail, after)
         assert found_original.how == "attached"
         expected = original.replace(b"\n", b"\r\n") if b"\r\n" in data and b"base64" not in data else original
         assert found_original.raw == expected
@@ -232,7 +233,7 @@ ORIGINAL = (b"From: Spammer <win@lottery.example>\nTo: me@example.org\nSubject: 
 @pytest.mark.parametrize("client", sorted(commandmails.CLIENTS))
 def test_inline_forward_banners_and_header_names(client):
     text = commandmails.inline_text(None, ORIGINAL, client)
-    inline = commandmail.inline_original(text)
+    inline = forwarded.inline_original(text)
     headers = dict(inline.headers)
     assert headers["From"] == "Spammer <win@lottery.example>" and headers["Subject"] == "You won"
     assert headers["To"] == "me@example.org" and "2024" in headers["Date"]
@@ -243,39 +244,39 @@ def test_inline_forward_banners_and_header_names(client):
 def test_inline_forward_drops_our_lines_and_keeps_the_cache_id():
     show = [("X-CRM114-Version", "mailfilter 0.1.0"), ("X-CRM114-CacheID", "sfid-0123456789abcdef"),
             ("X-CRM114-Status", "GOOD ( 2.50 )")]
-    inline = commandmail.inline_original(commandmails.inline_text(None, ORIGINAL, "gmail", show))
+    inline = forwarded.inline_original(commandmails.inline_text(None, ORIGINAL, "gmail", show))
     assert inline.cache_id == "0123456789abcdef"
     assert not any(name.lower().startswith("x-crm114") for name, _ in inline.headers)
-    message = commandmail.inline_message(inline, "utf-8")
+    message = forwarded.inline_message(inline, "utf-8")
     assert b"X-CRM114" not in message and b"CRM114" not in message
     shown = [("Content-Type", "text/html; charset=shift_jis"), ("MIME-Version", "1.0"),
              ("Content-Transfer-Encoding", "base64"), ("Message-ID", "<orig@lottery.example>")]
-    inline = commandmail.inline_original(commandmails.inline_text(None, ORIGINAL, "gmail", shown))
-    message = commandmail.inline_message(inline, "utf-8")
+    inline = forwarded.inline_original(commandmails.inline_text(None, ORIGINAL, "gmail", shown))
+    message = forwarded.inline_message(inline, "utf-8")
     assert message.count(b"Content-Type:") == 1 and message.count(b"MIME-Version:") == 1
     assert b"base64" not in message and b"Message-ID: <orig@lottery.example>\n" in message
 
 
 def test_inline_forward_quoted_and_without_banner():
     quoted = "\n".join("> " + line for line in commandmails.inline_text(None, ORIGINAL, "outlook").split("\n"))
-    assert commandmail.inline_original(quoted).body.startswith("Claim your prize")
+    assert forwarded.inline_original(quoted).body.startswith("Claim your prize")
     pasted = "From: x@y\nSubject: pasted\n\nJust the text\n"
-    inline = commandmail.inline_original(pasted)
+    inline = forwarded.inline_original(pasted)
     assert dict(inline.headers)["Subject"] == "pasted" and inline.body == "Just the text\n"
     note = "Note: this one got through\nand here is more\n"
-    assert commandmail.inline_original(note).headers == []              # "Note:" is no header
-    assert commandmail.inline_original("\n\n   \n") is None
+    assert forwarded.inline_original(note).headers == []              # "Note:" is no header
+    assert forwarded.inline_original("\n\n   \n") is None
     ended = "----- Forwarded message from x <x@y> -----\nSubject: s\n\nbody\n----- End forwarded message -----\n-- \nsig\n"
-    assert commandmail.inline_original(ended).body == "body\n"
+    assert forwarded.inline_original(ended).body == "body\n"
 
 
 def test_inline_message_keeps_the_forwarding_charset_when_it_can():
     original = open(os.path.join(CHARSET_CASES, "iso_2022_jp_plain"), "rb").read()
-    inline = commandmail.inline_original(commandmails.inline_text(None, original, "thunderbird-ja"))
-    message = commandmail.inline_message(inline, "ISO-2022-JP")
+    inline = forwarded.inline_original(commandmails.inline_text(None, original, "thunderbird-ja"))
+    message = forwarded.inline_message(inline, "ISO-2022-JP")
     assert b'charset="iso-2022-jp"' in message and message.isascii()          # 7-bit JIS, as sent
     assert view.parse(message).texts[0].split() == view.parse(original).texts[0].split()
-    assert b"charset=\"utf-8\"" in commandmail.inline_message(inline, "us-ascii")   # can't hold kanji
+    assert b"charset=\"utf-8\"" in forwarded.inline_message(inline, "us-ascii")   # can't hold kanji
 
 
 # -- priolist.mfp by mail --------------------------------------------------------------------
@@ -322,7 +323,7 @@ def test_priolist_refuses_what_the_loader_would(tmp_path, rule, complaint):
 
 def test_failed_secrets_are_logged_rate_limited(tmp_path, capfd):
     state = State(str(tmp_path / "state")).ensure()
-    mail = commandmail._Mail()
+    mail = forwarded.CommandMail()
     mail.sender = "Eve <eve@example.net>\x1b[2J"
     start = 1_700_000_000.0
     counts = [commandmail.note_failure(state, mail, "wrong secret", now=start + i) for i in range(9)]
