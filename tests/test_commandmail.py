@@ -10,6 +10,7 @@ import os
 import stat
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import commandmails
 from conftest import CHARSET_CASES, SAMPLES, run_mailfilter
@@ -337,3 +338,42 @@ def test_failed_secrets_are_logged_rate_limited(tmp_path, capfd):
     lines = capfd.readouterr().err.splitlines()
     assert "9 failed secrets in the hour" in lines[0] and "guessing" in lines[0]
     assert "failure 1 this hour" in lines[1]
+
+
+# -- any input: no exception ----------------------------------------------------------------
+PREFIXES = [b"Subject: command s3cretpass spam\n\n",
+            b"Subject: x\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\ncommand s3cretpass spam\n--b\n"
+            b"Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n\n",
+            b"Subject: x\nContent-Type: text/html; charset=iso-2022-jp\nContent-Transfer-Encoding: quoted-printable\n\n"
+            b"command s3cretpass spam<br>",
+            b"Subject: =?utf-8?b?Y29tbWFuZCBzM2NyZXRwYXNzIHNwYW0=?=\nContent-Type: message/rfc822\n\n", b""]
+LINES = ["command s3cretpass spam", "Command s3cretpass maxprio -x(", "", " ", "> quoted", ">", "\t folded",
+         "---------- Forwarded message ---------", "-----Original Message-----", "Begin forwarded message:",
+         "-------- 転送メッセージ --------", "_" * 32, "From: a <a@b>", "差出人：x", "件名: 日本語",
+         "X-CRM114-CacheID: sfid-0123456789abcdef", "X-CRM114-Status: SPAM ( -1.00 )", "Content-Type: text/html",
+         "----- End forwarded message -----", "Subject:", "=?utf-8?b?////?="]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(PREFIXES), st.binary(max_size=3000))
+def test_reading_any_command_mail_never_raises(prefix, body):
+    data = prefix + body
+    block = scan_header(data)
+    pipeline.might_be_command(data, block)
+    mail = forwarded.read_mail(data, block)
+    found, after = commandmail.command_lines(mail)
+    for where, line in found:
+        commandmail.parse_command(line, where)
+    for original in forwarded.originals_of(mail, after):
+        forwarded.describe(original.raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(LINES) | st.text(max_size=60), max_size=30),
+       st.sampled_from(["utf-8", "iso-2022-jp", "us-ascii", "x-unknown", None]))
+def test_any_inline_text_makes_a_message_or_nothing(lines, charset):
+    inline = forwarded.inline_original("\n".join(lines))
+    if inline is not None:
+        message = forwarded.inline_message(inline, charset)
+        assert scan_header(message).fields                # a message with a header
+        assert b"X-CRM114" not in message.split(b"\n\n", 1)[0]
