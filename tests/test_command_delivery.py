@@ -120,6 +120,9 @@ def test_forwarded_as_attachment_is_learned_and_answered(agent, tmp_path, user):
     assert re.search(r"learned as spam: pR \+\d+\.\d\d → " + re.escape(_pr(now)) + "\n", text), text
     assert '"Re: patch review for the parser" from frank@example.org' in text
     assert "taken from the attachment" in text
+    digest, label, learned = newest_cached(home)
+    assert (label, learned) == ("spam", INBOX_GOOD)                 # the original, byte for byte
+    assert f"sfid-{digest[:16]}" in text
     assert secret.encode() not in report                             # never written anywhere
     assert b"In-Reply-To: <cmd-1@example.org>" in report and b"Auto-Submitted: auto-replied" in report
     # The other way: a correction, as `learn` would make it.
