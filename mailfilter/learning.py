@@ -26,7 +26,7 @@ class LearnResult:
     def __init__(self, digest, label, action, pr_before, pr_after):
         self.digest = digest
         self.label = label            # "spam" or "good"
-        self.action = action          # "learned", "corrected" or "skipped"
+        self.action = action          # "learned", "corrected", "skipped"; "undone", "unknown"
         self.pr_before = pr_before
         self.pr_after = pr_after
 
@@ -77,6 +77,7 @@ class Session:
         self.fresh = fresh
         self.cache = cache            # trainingcache.TrainingCache, or None
         self.rows = []                # (digest, label, pr_before) to record
+        self.forgotten = []           # digests undone: their rows and cache entries go
         self._pending = {}            # digest -> label taught in this session
         self._writer = None
 
@@ -93,10 +94,14 @@ class Session:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
-            if exc_type is None and (self.rows or self.fresh):
+            if exc_type is None and (self.rows or self.fresh or self.forgotten):
                 if self.cache is not None:
                     self.cache.flush()
-                self._writer.commit(self.model, self.rows, replace_ledger=self.fresh)
+                    self.cache.forget(self.forgotten)
+                # forget= only when there is something to forget: a store
+                # that predates undo still commits every other session.
+                extra = {"forget": self.forgotten} if self.forgotten else {}
+                self._writer.commit(self.model, self.rows, replace_ledger=self.fresh, **extra)
         finally:
             try:
                 self._writer.__exit__(exc_type, exc, tb)
@@ -106,8 +111,8 @@ class Session:
         return False
 
     def known_label(self, digest: str):
-        if self.fresh:          # a new model knows only what this session taught
-            return self._pending.get(digest)
+        if self.fresh or digest in self.forgotten:      # a new model, or undone here:
+            return self._pending.get(digest)            # only what this session taught
         return self._pending.get(digest) or self._writer.label_of(digest)
 
     def learn(self, raw: bytes, is_spam: bool) -> LearnResult:
@@ -137,10 +142,47 @@ class Session:
             return LearnResult(digest, label, "skipped", before, before)
         teach(self.model, ids, is_spam, self.config, self.policy)
         self.rows.append((digest, label, before))
+        if digest in self.forgotten:          # undone earlier in this session, taught again
+            self.forgotten.remove(digest)
         self._pending[digest] = label
         if self.cache is not None and raw is not None:
             self.cache.add(digest, label, raw)
         return LearnResult(digest, label, "corrected" if previous else "learned", before, self.model.pr(ids))
+
+    def undo(self, raw: bytes) -> LearnResult:
+        """Take back what the user taught about one message (command mail's
+        `undo`): its score goes back to the pR it had just before its latest
+        teaching, as the ledger recorded it, and the ledger and the training
+        cache forget it, so a later rebuild leaves it out.
+
+        Not a replay backwards: the per-feature step sizes depend on all that
+        was taught since, so no update can be subtracted exactly. Moving this
+        message's own score (Model.shift_to, as corrections do) is exact for
+        the message, touches only its word features, and lands the same when
+        repeated. The exact undo is `mailfilter rebuild`, which no longer
+        sees the message. action "unknown": the ledger never heard of it.
+        """
+        raw = classify_prefix(strip_our_headers(raw))
+        digest = content_digest(raw)
+        _, ids = self.classifier.features(raw)
+        before = self.model.pr(ids)
+        record = None
+        for row in reversed(self.rows):
+            if row[0] == digest:
+                record = (row[1], row[2])
+                break
+        if record is None and digest not in self.forgotten:
+            record = self._writer.record_of(digest)
+        if record is None:
+            return LearnResult(digest, None, "unknown", before, before)
+        label, pr_before = record
+        if pr_before is None:       # a row without its old score: back to undecided
+            pr_before = (self.config.spam_threshold + self.config.good_threshold) / 2
+        self.model.shift_to(ids, pr_before)
+        self.rows = [row for row in self.rows if row[0] != digest]
+        self._pending.pop(digest, None)
+        self.forgotten.append(digest)
+        return LearnResult(digest, label, "undone", before, self.model.pr(ids))
 
     def reinforce(self, ids, is_spam: bool) -> bool:
         """Another pass over a message already taught in this session (train

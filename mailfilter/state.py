@@ -46,6 +46,11 @@ class Config:
         # ~20,000 typical messages compressed.
         "cache_max_messages": (int, 20000),
         "cache_max_mb": (float, 200.0),
+        # The password of command mail (commandmail.py): `command SECRET spam`
+        # trains from any mail client. Empty: no command mail. Read only from
+        # the user's own file, never the system-wide one (shared by all).
+        # `mailfilter command-secret` makes one.
+        "command_secret": (str, ""),
     }
 
     def __init__(self, **overrides):
@@ -55,7 +60,8 @@ class Config:
             raise TypeError(f"unknown settings: {', '.join(overrides)}")
 
     def __repr__(self):
-        return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.KEYS) + ")"
+        return "Config(" + ", ".join(f"{k}={'***' if k == 'command_secret' else getattr(self, k)!r}"
+                                     for k in self.KEYS) + ")"
 
 
 def parse_config(path: str, config: Config) -> Config:

@@ -12,8 +12,10 @@ such interface; SpamBayes runs one test class over every storage class):
       w.load_copy()             a private, writable copy of the model
                                 (fresh=True: an empty one, for a rebuild),
       w.label_of(digest)        what the ledger says this message was taught,
+      w.record_of(digest)       that label and the score before the teaching,
       w.commit(model, rows)     generation + 1, the ledger rows and the model
-                                saved together, or nothing at all.
+                                saved together, or nothing at all;
+                                forget=digests also drops those rows (undo).
 
 Only mailfilter.learning calls writer(): that is the one write path. The
 classifier and the model know nothing of files, locks or Redis.
@@ -56,9 +58,16 @@ class StoreWriter:
     def label_of(self, digest: str):
         raise NotImplementedError
 
-    def commit(self, model, rows, replace_ledger: bool = False) -> None:
+    def record_of(self, digest: str):
+        """(label, pr_before) the ledger holds for digest, or None. pr_before
+        is the model's pR just before its latest teaching (None if unknown)."""
+        raise NotImplementedError
+
+    def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
         """rows: (digest, label, pr_before) of each message this commit taught.
-        replace_ledger: the rows are the whole ledger from now on (rebuild)."""
+        replace_ledger: the rows are the whole ledger from now on (rebuild).
+        forget: digests whose rows go, after the model is saved (an undo: a
+        crash in between leaves the row, and a repeated undo lands the same)."""
         raise NotImplementedError
 
 

@@ -38,6 +38,16 @@ class Ledger:
         row = self.db.execute("SELECT label FROM trained WHERE digest = ?", (digest,)).fetchone()
         return row[0] if row else None
 
+    def record_of(self, digest: str):
+        row = self.db.execute("SELECT label, pr_before FROM trained WHERE digest = ?", (digest,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def forget(self, digests) -> None:
+        """Drop the rows of digests (an undo), in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM trained WHERE digest = ?", [(d,) for d in digests])
+
     def record(self, rows, generation: int, replace_all: bool = False) -> None:
         """rows: (digest, label, pr_before). One transaction. replace_all:
         the rows are the whole ledger from now on (a rebuilt model)."""
