@@ -46,10 +46,10 @@ what it does with a message:
 
 config file (--config), one mailbox per line:
   *      layout=auto spam-folder=Junk             # defaults
-  alice                                           # ~alice/Maildir, ~alice/.mailfilter
+  alice                                           # ~alice/Maildir, ~alice/.local/share/mailfilter
   bob    spam-action=delete maildir=~/mail/Maildir
   carol@example.org user=vmail maildir=/var/vmail/example.org/carol \\
-                    home=/var/vmail/example.org/carol/.mailfilter
+                    home=/var/vmail/example.org/carol/mailfilter
   keys: user= maildir= home= layout= spam-folder= spam-action=
   A mistake is reported as FILE:LINE: what, and the exit status is 78.
 
@@ -61,7 +61,7 @@ exit status: 0 done (or stopped by SIGTERM); 75 with --once when a message had
   to be left for later; 64 bad usage; 78 bad config.
 
 examples:
-  maildir-train --user                       # watch ~/Maildir, model in ~/.mailfilter
+  maildir-train --user                       # watch ~/Maildir, model in ~/.local/share/mailfilter
   maildir-train --user --once                # from cron: */5 * * * * maildir-train --user --once
   maildir-train --config /etc/mailfilter/maildir-train.conf     # as root, for a server
   systemctl --user enable --now maildir-train                  # contrib/maildir-train-user.service
@@ -78,7 +78,8 @@ def build_parser() -> ArgumentParser:
                       help="train every mailbox listed in FILE (e.g. /etc/mailfilter/maildir-train.conf)")
     p.add_argument("--maildir", metavar="DIR", help="Maildir root (--user; default ~/Maildir)")
     p.add_argument("--home", metavar="DIR",
-                   help="mailfilter state directory (--user; default $MAILFILTER_HOME, else ~/.mailfilter)")
+                   help="mailfilter state directory (--user; default $MAILFILTER_HOME, else "
+                        "~/.local/share/mailfilter)")
     p.add_argument("--layout", choices=cfg.LAYOUT_CHOICES,
                    help="folder layout: maildir++ (~/Maildir/.Junk), fs (~/Maildir/Junk) or "
                         "auto (look at the existing folders; default)")

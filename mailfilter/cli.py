@@ -36,7 +36,7 @@ commands:
 {{commands}}
 
 Every command takes --help. Per-user state (model, config, rules) lives in
---home DIR, else $MAILFILTER_HOME, else ~/.mailfilter.
+--home DIR, else $MAILFILTER_HOME, else ~/.local/share/mailfilter.
 
 examples:
   ~/.procmailrc:   :0fw

@@ -12,7 +12,7 @@ def parser(prog: str, description: str, epilog: str = ""):
     p = ArgumentParser(prog=prog, description=description, epilog=epilog)
     p.add_argument("--home", metavar="DIR",
                    help="state directory (model, mailfilter.conf, priolist.mfp); "
-                        "default $MAILFILTER_HOME, else ~/.mailfilter")
+                        "default $MAILFILTER_HOME, else ~/.local/share/mailfilter")
     return p
 
 

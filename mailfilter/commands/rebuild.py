@@ -21,7 +21,7 @@ ones, are not in it: retrain them with `mailfilter train`.
 
 examples:
   mailfilter rebuild
-  mailfilter rebuild --home /home/bob/.mailfilter     (as bob)
+  mailfilter rebuild --user bob                       (as root, for bob)
 
 exit status: 0 rebuilt, 64 bad usage, 66 the cache is empty (nothing to
 rebuild from), 75 could not save (full disk?): nothing changed, 78 bad
