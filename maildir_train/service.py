@@ -58,7 +58,8 @@ logging: to syslog (facility mail, tag maildir-train) when /dev/log exists,
   went) and a summary every --summary seconds.
 
 exit status: 0 done (or stopped by SIGTERM); 75 with --once when a message had
-  to be left for later; 64 bad usage; 78 bad config.
+  to be left for later; 66 with --once when a Maildir is missing or unusable;
+  64 bad usage; 78 bad config.
 
 examples:
   maildir-train --user                       # watch ~/Maildir, model in ~/.local/share/mailfilter
@@ -186,6 +187,12 @@ def run_mailbox(box, args) -> int:
         while not stop():
             result = trainer.scan(stop)
             waiting = result.waiting
+            if result.unusable:
+                # A cron job must not stay broken in silence: say so and
+                # exit non-zero (EX_NOINPUT), so cron mails the admin.
+                log.error("%s: %s; nothing trained (create it as the user with `maildirmake %s`, "
+                          "or give the right --maildir)", box.name, result.unusable, box.maildir)
+                return exitcodes.NOINPUT
             if not result.handled:
                 break
         _summary(box, trainer, "done")

@@ -42,7 +42,7 @@ examples:
   ~/.procmailrc:   :0fw
                    | mailfilter
   mailfilter learn --spam < message.eml
-  mailfilter train --spam ~/Maildir/.Junk --good ~/Maildir/cur
+  mailfilter train --spam ~/Maildir/.Junk --good ~/Maildir
 """
 
 
@@ -50,6 +50,21 @@ def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = "\n".join(f"  {n:<{width}}  {summary}" for n, (_, summary) in COMMANDS.items())
     return USAGE.format(commands=lines)
+
+
+def _command_first(argv: list) -> list:
+    """`mailfilter --home DIR classify` means `mailfilter classify --home DIR`.
+
+    --home is the one option every per-user command shares, and admins put
+    it first as they would for a global option. Only a whole --home DIR (or
+    --home=DIR) directly before a command name is moved; anything else is
+    the filter's own command line, as before.
+    """
+    if argv and argv[0] == "--home" and len(argv) >= 3 and argv[2] in COMMANDS:
+        return [argv[2], "--home", argv[1]] + argv[3:]
+    if argv and argv[0].startswith("--home=") and len(argv) >= 2 and argv[1] in COMMANDS:
+        return [argv[1], argv[0]] + argv[2:]
+    return argv
 
 
 def main(argv=None) -> int:
@@ -60,6 +75,7 @@ def main(argv=None) -> int:
     if argv and argv[0] == "--version":
         print(f"mailfilter {__version__}")
         return 0
+    argv = _command_first(argv)
     name = "filter"
     if argv and argv[0] in COMMANDS:
         name = argv.pop(0)

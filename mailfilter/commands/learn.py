@@ -15,8 +15,8 @@ examples:
   mailfilter learn --good < false-positive.eml
 
 exit status: 0 learned (or already known), 64 bad usage, 65 the model can't
-be read (see the message), 75 could not save (full disk?): nothing changed,
-78 bad mailfilter.conf.
+be read (see the message), 66 no message on standard input, 75 could not
+save (full disk?): nothing changed, 78 bad mailfilter.conf.
 """
 
 
@@ -28,6 +28,13 @@ def main(argv, prog) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     args = p.parse_args(argv)
     raw = common.read_stdin()
+    if not raw.strip():
+        # `learn --spam < /dev/null`, or a script whose pipe broke: teaching
+        # "nothing" would record a real ledger row and nudge the model.
+        import sys
+        print(f"{prog}: no message on standard input (got {len(raw)} bytes); nothing learned",
+              file=sys.stderr)
+        return exitcodes.NOINPUT
     try:
         state, config = common.state_and_config(args.home)
     except ConfigError as err:

@@ -8,8 +8,9 @@ from ..errors import ConfigError
 from . import common
 
 EPILOG = """\
-Each PATH may be a Maildir (its cur/ and new/ are read), an mbox file, a
-single message file, or a directory of such files. Spam and good messages
+Each PATH may be a Maildir (its cur/ and new/ are read, not its subfolders:
+~/Maildir is the INBOX), an mbox file, a single message file, or a directory
+of such files. Spam and good messages
 are interleaved in a fixed pseudo-random order, so the online learner never
 sees a long run of one kind. Messages are read one at a time: any number of
 them trains in bounded memory.
@@ -101,7 +102,19 @@ def main(argv, prog) -> int:
         bars[-1].close()
     print(f"trained model saved: {state.model_path} "
           f"({model.trained_spam} spam, {model.trained_good} good trained so far)")
+    _warn_one_class(model)
     return exitcodes.OK
+
+
+def _warn_one_class(model) -> None:
+    """A model that has seen only one kind calls nearly everything that kind."""
+    missing = [(kind, option) for kind, option, count in (("spam", "--spam ~/Maildir/.Junk", model.trained_spam),
+                                                          ("good mail", "--good ~/Maildir", model.trained_good))
+               if count == 0]
+    if len(missing) == 1:
+        kind, option = missing[0]
+        print(f"mailfilter train: warning: the model has learned no {kind} yet, so it can't tell the two "
+              f"apart; train some too, e.g. mailfilter train {option}", file=sys.stderr)
 
 
 class _NoBar:
