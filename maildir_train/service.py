@@ -291,7 +291,17 @@ def main(argv=None) -> int:
         return Supervisor(boxes, lambda box: run_mailbox(box, args), args.once, reread).run()
     if not args.user and os.geteuid() == 0:
         parser.error("as root, say --config FILE for the users to train (or --user for root's own mail)")
-    return run_mailbox(_current_user_box(args), args)
+    box = _current_user_box(args)
+    from mailfilter.errors import MailfilterError
+    from mailfilter.privileges import refuse_foreign
+    try:
+        refuse_foreign(box.home, "maildir-train --user",
+                       "list {name} in a --config file (each mailbox is trained as its owner), "
+                       "or run maildir-train --user as {name}")
+    except MailfilterError as err:
+        log.error("%s", err)
+        return err.code
+    return run_mailbox(box, args)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """`mailfilter train`: bulk training from Maildirs, mbox files or directories."""
 
+import os
 import random
 import sys
 
 from .. import exitcodes
-from ..errors import ConfigError
+from ..errors import ConfigError, MailfilterError
 from . import common
 
 EPILOG = """\
@@ -23,10 +24,13 @@ the end, in one commit; a `learn` that runs meanwhile waits for it.
 examples:
   mailfilter train --spam ~/Maildir/.Junk --good ~/Maildir
   mailfilter train --spam spam.mbox --good ham.mbox --passes 5
+  mailfilter train --user bob --spam /home/bob/Maildir/.Junk --good /home/bob/Maildir
+                                                  (as root: runs as bob, files are bob's)
 
 exit status: 0 saved, 64 bad usage, 65 the model can't be read (see the
-message), 66 a PATH is missing, 75 could not save (full disk?): nothing
-changed, 78 bad mailfilter.conf.
+message), 66 a PATH is missing, 67 no such --user, 75 could not save (full
+disk?): nothing changed, 77 root on another user's state directory without
+--user, 78 bad mailfilter.conf.
 """
 
 
@@ -38,15 +42,22 @@ def main(argv, prog) -> int:
                    help="repeat until nothing is misclassified, at most N passes (default 1)")
     p.add_argument("--seed", type=int, default=1, help="seed for the interleaving order")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    common.user_option(p)
     args = p.parse_args(argv)
     if not args.spam and not args.good:
         p.error("give --spam PATH... and/or --good PATH...")
     if args.passes < 1:
         p.error("--passes must be at least 1")
+    # Absolute before --user makes the working directory /.
+    args.spam = [os.path.abspath(path) for path in args.spam]
+    args.good = [os.path.abspath(path) for path in args.good]
     try:
-        state, config = common.state_and_config(args.home)
+        state, config = common.state_for_writing(args, prog, preload_modules=("tqdm",))
     except ConfigError as err:
         return common.config_error_exit(err)
+    except MailfilterError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return err.code
 
     import sqlite3
 
