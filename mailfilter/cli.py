@@ -21,6 +21,7 @@ COMMANDS = {
     "sources": ("mailfilter.commands.sources", "which countries and networks your spam comes from"),
     "drops": ("mailfilter.commands.drops", "what the country rules dropped: by country, day, address and port"),
     "submission": ("mailfilter.commands.submission", "Postfix submission (587) and submissions (465) set-up"),
+    "check": ("mailfilter.commands.check", "what is wrong with a user's set-up, one line each, with the fix"),
     "demo": ("mailfilter.commands.demo", "filter sample mail through a real procmail recipe"),
 }
 

@@ -121,3 +121,16 @@ def test_trainer_as_root_on_a_users_directory_is_refused(user, tmp_path):
     assert r.returncode == 77, r.stderr
     assert f"list {user.pw_name} in a --config file" in r.stderr.decode()
     assert not os.path.exists(state_of(user))
+
+
+def test_check_names_files_root_left_in_a_users_state_directory(user, tmp_path):
+    """The issue's broken state (model.mfm root:root 0600 in bob's directory),
+    made by hand since mailfilter no longer makes it: check says what and how."""
+    r = as_root(["learn", "--user", user.pw_name, "--spam"], SPAM)
+    assert r.returncode == 0, r.stderr
+    model = os.path.join(state_of(user), "model.mfm")
+    os.chown(model, 0, 0)
+    r = as_root(["check", "--user", user.pw_name, "--trainer-config", str(tmp_path / "none.conf")])
+    assert r.returncode == 1
+    line = next(l for l in r.stdout.decode().splitlines() if "model.mfm (root)" in l)
+    assert line.startswith("problem: ") and f"fix: chown -R {user.pw_name}: {state_of(user)}" in line, line
