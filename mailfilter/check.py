@@ -15,7 +15,7 @@ failures are logged.
 
 import os
 import pwd
-import shlex
+import re
 import stat
 import subprocess
 
@@ -49,6 +49,7 @@ class Target:
         self.home = home              # state directory
         self.maildir = maildir
         self.as_user = as_user        # --user given: fixes say --user NAME
+        self.agent = None             # "procmail" or "maildrop", once the MTA says which
 
     def cmd(self, text: str) -> str:
         """A mailfilter command line for the fix, as whoever will type it."""
@@ -66,6 +67,14 @@ def run(target: Target) -> list:
     for step in (_delivery, _recipe, _state_directory, _config, _model, _maildir, _trainer, _logging):
         findings.extend(step(target))
     return findings
+
+
+def _agent_of(command: str):
+    """Which delivery agent a mailbox_command runs, if one we know."""
+    for agent in ("procmail", "maildrop"):
+        if agent in command:
+            return agent
+    return None
 
 
 # -- delivery --------------------------------------------------------------------------------------
@@ -94,7 +103,8 @@ def _delivery(t: Target):
         return [Finding(False, f"Postfix is installed but postconf fails: {why}",
                         "configure Postfix first (dpkg-reconfigure postfix: Internet Site)")]
     forward = os.path.join(t.pw.pw_dir, ".forward")
-    if any(agent in command for agent in ("procmail", "maildrop")):
+    if _agent_of(command):
+        t.agent = _agent_of(command)
         return [Finding(True, f"Postfix delivers through: mailbox_command = {command}")]
     if _mentions(forward, ("procmail", "maildrop")):
         return [Finding(True, f"{t.tilde(forward)} pipes mail to procmail or maildrop")]
@@ -129,6 +139,7 @@ def _calls_mailfilter(text: str) -> bool:
 
 def _recipe(t: Target):
     found = []
+    agents = set()              # which agents have a recipe that calls mailfilter
     for agent, name in USER_RECIPES.items():
         path = os.path.join(t.pw.pw_dir, name)
         try:
@@ -143,6 +154,7 @@ def _recipe(t: Target):
         text = _read(path) or ""
         if not _calls_mailfilter(text):
             continue
+        agents.add(agent)
         problems = []
         if st.st_uid != t.pw.pw_uid:
             problems.append(f"owned by uid {st.st_uid}, not {t.name}")
@@ -161,8 +173,15 @@ def _recipe(t: Target):
     for agent, path in SYSTEM_RECIPES.items():
         text = _read(path)
         if text and _calls_mailfilter(text):
+            agents.add(agent)
             found.append(Finding(True, f"{agent} recipe {path} calls mailfilter (for every user)"))
             found.extend(_recipe_details(t, path, text))
+    if agents and t.agent and t.agent not in agents:
+        found.append(Finding(False, f"Postfix runs {t.agent}, but only a {' and '.join(sorted(agents))} "
+                                    f"recipe calls mailfilter, so {t.name}'s mail is not filtered",
+                             f"install -o {t.name} -m 600 /opt/mailfilter/share/mailfilter/"
+                             f"{'procmailrc' if t.agent == 'procmail' else 'maildroprc'} "
+                             f"{os.path.join(t.pw.pw_dir, USER_RECIPES[t.agent])}"))
     if not found:
         found.append(Finding(False, "no procmail or maildrop recipe calls mailfilter",
                              f"install -o {t.name} -m 600 /opt/mailfilter/share/mailfilter/procmailrc "
@@ -171,39 +190,39 @@ def _recipe(t: Target):
     return found
 
 
+# The command a recipe runs: bare or with a path, after a separator (as in
+# "| mailfilter", "${MAILFILTER_CMD:-mailfilter}", MAILFILTER_CMD="mailfilter"),
+# never the ".mailfilter" of maildrop's file name.
+_COMMAND = re.compile(r"""(?:^|[\s|=:"'`-])(/?(?:[\w.+-]+/)*mailfilter)(?=$|[\s"'`}])""")
+_HOME = re.compile(r"--home[= ]+([^\s\"'`}]+)")
+
+
 def _recipe_details(t: Target, path: str, text: str):
     """The command the recipe runs: on the agent's PATH, the same --home."""
     findings = []
-    words = []
+    commands, homes = [], []
     for line in text.splitlines():
         code = line.split("#", 1)[0]
-        if "mailfilter" in code.replace(".mailfilter", "").replace("MAILFILTER_CMD", ""):
-            try:
-                words.extend(shlex.split(code.replace("|", " "), posix=True))
-            except ValueError:
-                continue
-    commands = [w.split("=", 1)[-1].strip("`'\"{}") for w in words
-                if os.path.basename(w.split("=", 1)[-1].strip("`'\"{}")) == "mailfilter"]
+        commands += [c for c in _COMMAND.findall(code) if c not in commands]
+        homes += _HOME.findall(code) if _COMMAND.search(code) else []
     for command in commands:
         if "/" in command:
             if not os.access(command, os.X_OK):
                 findings.append(Finding(False, f"{t.tilde(path)} runs {command}, which is not there",
                                         "install mailfilter (contrib/install.sh) or fix the path"))
-        elif not any(os.access(os.path.join(d, command), os.X_OK) for d in AGENT_PATH):
+            continue
+        where = [os.path.join(d, command) for d in AGENT_PATH if os.access(os.path.join(d, command), os.X_OK)]
+        if where:
+            findings.append(Finding(True, f"`{command}` is {where[0]}, on the delivery agents' PATH"))
+        else:
             findings.append(Finding(False, f"{t.tilde(path)} runs `{command}`, which is not on procmail's "
                                            f"and maildrop's PATH ({':'.join(AGENT_PATH)})",
                                     "install it for the whole server: bash contrib/install.sh "
                                     "(links /usr/local/bin/mailfilter)"))
-        else:
-            where = next(os.path.join(d, command) for d in AGENT_PATH
-                         if os.access(os.path.join(d, command), os.X_OK))
-            findings.append(Finding(True, f"`{command}` is {where}, on the delivery agents' PATH"))
-    for i, word in enumerate(words):
-        home = word[7:] if word.startswith("--home=") else (words[i + 1] if word == "--home" and
-                                                              i + 1 < len(words) else None)
-        if home and "$" not in home and os.path.abspath(os.path.expanduser(home)) != t.home:
+    for home in homes:
+        if "$" not in home and os.path.abspath(os.path.expanduser(home)) != t.home:
             findings.append(Finding(False, f"{t.tilde(path)} uses --home {home}, but this check looked at "
-                                           f"{t.home}", f"run mailfilter check --home {home}"))
+                                           f"{t.home}", f"mailfilter check --home {home}"))
     return findings
 
 
