@@ -20,7 +20,15 @@ from . import __version__
 from .log import report
 from .rawmail import MessageReader, content_digest, rewrite_header
 
-FAILED_NOTICE = "mailfilter could not classify this message; see the mail log."
+# The notice on a message that could not be classified, then where the
+# cause was logged: the mail log, or the state directory's mailfilter.log
+# when syslog can't be reached (log.report says which).
+FAILED_NOTICE = "mailfilter could not classify this message; see "
+UNLOGGED = "the delivery program's error output (no syslog, no log file)"
+
+
+def failed_notice(where) -> str:
+    return FAILED_NOTICE + (where or UNLOGGED) + "."
 
 
 class _FailedVerdict:
@@ -73,8 +81,8 @@ def classify(prefix: bytes, block, get_classifier) -> Outcome:
         classifier = get_classifier()
         return Outcome(classifier.classify(prefix, block), digest)
     except Exception as err:  # noqa: BLE001 - every failure must still deliver the mail
-        report(f"message passed through unclassified: {type(err).__name__}: {err}")
-        return Outcome(_FailedVerdict(), digest, FAILED_NOTICE)
+        where = report(f"message passed through unclassified: {type(err).__name__}: {err}")
+        return Outcome(_FailedVerdict(), digest, failed_notice(where))
 
 
 def head_with_status(prefix: bytes, block, outcome: Outcome) -> bytes:
@@ -155,9 +163,12 @@ def user_classifier(home=None, report_rule_errors=report):
     def load():
         from .classifier import Classifier
         from .rules import load as load_rules
-        from .state import open_state
+        from .log import use_state_directory
+        from .state import State, resolve_home
         from .store import open_store
-        state = open_state(home)
+        state = State(resolve_home(home))
+        use_state_directory(state.home)        # before anything below can fail
+        state.ensure()
         config = state.load_config()
         model = open_store(state, config).open_for_reading()
         rule_list, errors = load_rules(state.rules_path)

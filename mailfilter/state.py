@@ -1,6 +1,7 @@
 """The per-user state directory: where it is, what is in it, and its config.
 
-    --home DIR, else $MAILFILTER_HOME, else ~/.mailfilter
+    --home DIR, else $MAILFILTER_HOME, else ~/.local/share/mailfilter
+    (or ~/.mailfilter, when that is a directory from an older release)
 
 It is created 0700 on first use: the model reveals what a user's mail says.
 The config file is `mailfilter.conf` in that directory, `key = value` lines,
@@ -97,13 +98,41 @@ def parse_config(path: str, config: Config) -> Config:
     return config
 
 
+# The default, below the account's home directory. ~/.mailfilter is
+# maildrop's filter file (and ~/.mailfilters/ its include directory), so
+# our state lives in the XDG data directory: the model is data the user
+# made, not a cache. $XDG_DATA_HOME is deliberately not read: procmail and
+# maildrop don't see the login environment, so the filter would use one
+# directory and the user's own `mailfilter train` another.
+DEFAULT_DIR = os.path.join(".local", "share", "mailfilter")
+# mailfilter 0.1 used this; a directory there is still ours.
+LEGACY_DIR = ".mailfilter"
+
+
+def default_home(account_home: str) -> str:
+    """The state directory of the account whose home is account_home.
+
+    An existing ~/.mailfilter DIRECTORY (an older release's state) keeps
+    being used until the user moves it; a ~/.mailfilter FILE is maildrop's
+    and is never touched. Moving it automatically is not safe: a delivery
+    or a trainer holding the old path mid-commit would lose its write.
+    One stat on the per-message path once the new directory exists.
+    """
+    current = os.path.join(account_home, DEFAULT_DIR)
+    if not os.path.isdir(current):
+        legacy = os.path.join(account_home, LEGACY_DIR)
+        if os.path.isdir(legacy):
+            return legacy
+    return current
+
+
 def resolve_home(home=None) -> str:
     if home:
         return os.path.abspath(home)
     env = os.environ.get("MAILFILTER_HOME")
     if env:
         return os.path.abspath(env)
-    return os.path.join(os.path.expanduser("~"), ".mailfilter")
+    return default_home(os.path.expanduser("~"))
 
 
 class State:

@@ -742,3 +742,28 @@ def test_a_message_the_library_chokes_on_is_refused_without_blocking_the_rest(bo
     assert contents(learn_spam(maildir)) == [poison]             # left in place, never lost
     assert t.counters.refused == 1
     assert t.scan().handled == 0 and t.counters.refused == 1     # not retried on every scan
+
+
+def test_an_existing_junk_folder_is_subscribed(box):
+    """Issue 11: a Junk folder made before the trainer ran (by a recipe) was
+    never subscribed, so clients that list subscribed folders hid it."""
+    maildir, home, _ = box
+    make_maildir(junk(maildir))
+    with open(os.path.join(maildir, "subscriptions"), "wb") as fh:
+        fh.write(b"V\t2\n\nSent\n")
+    r = subprocess.run(TRAINER + user_args(maildir, home, "--once", "--log", "stderr"),
+                       env=env_for(None), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert open(os.path.join(maildir, "subscriptions"), "rb").read() == \
+        b"V\t2\n\nSent\nlearn-spam\nlearn-good\nJunk\n"
+
+
+def test_once_with_a_missing_maildir_fails_loudly(tmp_path):
+    """Issue 11: `--once` exited 0 with no Maildir, so a cron job stayed
+    broken in silence. It exits 66 and says how to fix it."""
+    missing = tmp_path / "no-such" / "Maildir"
+    r = subprocess.run(TRAINER + user_args(missing, tmp_path / "state", "--once", "--log", "stderr"),
+                       env=env_for(None), capture_output=True, timeout=60)
+    assert r.returncode == 66, r.stderr
+    err = r.stderr.decode()
+    assert f"cannot open Maildir {missing}" in err and "maildirmake" in err, err
