@@ -17,6 +17,8 @@ COMMANDS = {
     "train": ("mailfilter.commands.train", "train in bulk from Maildirs, mbox files or directories"),
     "eval": ("mailfilter.commands.eval", "TREC online evaluation over an index file"),
     "rebuild": ("mailfilter.commands.rebuild", "teach a new model from the training cache (after an upgrade)"),
+    "serve": ("mailfilter.commands.serve", "resident filter for spamc (spamd protocol), one worker per user"),
+    "milter": ("mailfilter.commands.milter", "Postfix milter: X-CRM114-* headers at SMTP time"),
     "krfilter": ("mailfilter.commands.krfilter", "country-blocking firewall rules from RIR delegation files"),
     "sources": ("mailfilter.commands.sources", "which countries and networks your spam comes from"),
     "drops": ("mailfilter.commands.drops", "what the country rules dropped: by country, day, address and port"),
