@@ -470,8 +470,39 @@ def serve(socket_paths=(), listen=(), home=None, trusted=(), per_user=None, max_
             owned.append(path)
         for value in listen:
             listeners.append(tcp_listener(*parse_listen(value)))
-    # Imported before the first fork, so every worker shares these pages.
-    from .. import classifier, features, learning, rules, view  # noqa: F401
-    from ..store import file  # noqa: F401
+    warm_up()
     pool = Pool(per_user or os.cpu_count() or 2, max_workers, idle_timeout)
     return Server(listeners, policy, pool, owned).run()
+
+
+def warm_up() -> None:
+    """Import, before the first fork, everything a worker will use.
+
+    Workers then share these pages (copy-on-write) and start in
+    milliseconds, and a worker that has dropped to a user needs no file
+    of the Python installation that user may be unable to read (a
+    virtualenv under root's 0700 home): every codec a charset label can
+    name, the learning path, SQLite. A classification of a small message
+    runs the rest of the lazy imports.
+    """
+    import encodings
+    import importlib
+    import pkgutil
+    import sqlite3  # noqa: F401
+    import tempfile  # noqa: F401
+    import zlib  # noqa: F401
+    for module in pkgutil.iter_modules(encodings.__path__):
+        try:
+            importlib.import_module("encodings." + module.name)
+        except Exception:  # noqa: BLE001 - a codec this platform lacks (mbcs, oem)
+            pass
+    from .. import learning, trainingcache  # noqa: F401
+    from ..classifier import Classifier
+    from ..pipeline import filter_bytes
+    from ..state import Config
+    from ..store import empty, ledger  # noqa: F401
+    from ..store import file as file_store  # noqa: F401
+    sample = (b"From: a@example.org\nSubject: =?iso-2022-jp?B?GyRCJDMkcyRLJEEkTxsoQg==?=\n"
+              b"Content-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/html\n\n"
+              b"<p>hello <a href=\"http://example.org/x\">x</a></p>\n--b--\n")
+    filter_bytes(sample, lambda: Classifier(Config(), empty(10)))
