@@ -276,6 +276,9 @@ class Server:
             pending = Pending(sock, uid)
             self.pending[sock.fileno()] = pending
             self.selector.register(sock, selectors.EVENT_READ, ("client", pending))
+            # spamc writes its request as soon as it is connected: often it
+            # is already here, and a trip through the selector is saved.
+            self._read_head(pending)
 
     def _read_head(self, pending):
         try:
