@@ -177,8 +177,14 @@ class MilterHandler(socketserver.BaseRequestHandler):
     def handle(self):
         self.protocol = 0
         self.message = Message()
+        self.replies = []
         sock = self.request
         sock.settimeout(3600.0)
+        if sock.family != socket.AF_UNIX:
+            # Replies are small packets answered at once: with Nagle's
+            # algorithm and the MTA's delayed ACKs each message waited
+            # ~40 ms (78 msg/s through Postfix instead of the CPU's 335).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
                 packet = _read_packet(sock)
@@ -190,8 +196,13 @@ class MilterHandler(socketserver.BaseRequestHandler):
         except (OSError, ValueError, struct.error) as err:
             report(f"milter: connection dropped: {err}")
 
-    def _send(self, command: bytes, data: bytes = b"") -> None:
-        self.request.sendall(struct.pack("!I", len(data) + 1) + command + data)
+    def _send(self, command: bytes, data: bytes = b"", last: bool = True) -> None:
+        """Send a reply; last=False holds it to go out with the next one
+        (the modifications at end of message leave in one write)."""
+        self.replies.append(struct.pack("!I", len(data) + 1) + command + data)
+        if last:
+            self.request.sendall(b"".join(self.replies))
+            self.replies.clear()
 
     def _continue(self, command: bytes) -> None:
         if not self.protocol & NO_REPLY.get(command, 0):
@@ -242,11 +253,11 @@ class MilterHandler(socketserver.BaseRequestHandler):
             return
         # Highest index first, so the lower ones still name the same headers.
         for name, index in sorted(self.message.ours, key=lambda item: -item[1]):
-            self._send(CHGHEADER, struct.pack("!I", index) + name + b"\0\0")
+            self._send(CHGHEADER, struct.pack("!I", index) + name + b"\0\0", last=False)
         lead = b" " if self.protocol & SMFIP_HDR_LEADSPC else b""
         for line in lines:
             name, _, value = line.partition(b": ")
-            self._send(ADDHEADER, name + b"\0" + lead + value + b"\0")
+            self._send(ADDHEADER, name + b"\0" + lead + value + b"\0", last=False)
         self._send(CONTINUE)
 
 

@@ -273,6 +273,8 @@ class Server:
                 uid = peers.unix_peer_uid(sock)
             else:
                 uid = peers.tcp_peer_uid(sock)
+                # The answer leaves in a few writes; Nagle would hold the last.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             pending = Pending(sock, uid)
             self.pending[sock.fileno()] = pending
             self.selector.register(sock, selectors.EVENT_READ, ("client", pending))
