@@ -213,6 +213,11 @@ class Server:
         self.stopping = False
         self.hup = False
         pool.on_spawn = self._watch_worker
+        # One state directory: nothing to route, so workers accept for
+        # themselves (workers.run_accepting) and this process only keeps
+        # pool.per_key of them running.
+        self.acceptors = {} if not policy.multi_user else None
+        self.respawn_at = 0.0
 
     # ---- the loop
     def run(self) -> int:
@@ -223,7 +228,8 @@ class Server:
         self.selector.register(wake_r, selectors.EVENT_READ, ("wake", wake_r))
         for sock in self.listeners:
             sock.setblocking(False)
-            self.selector.register(sock, selectors.EVENT_READ, ("listen", sock))
+            if self.acceptors is None:
+                self.selector.register(sock, selectors.EVENT_READ, ("listen", sock))
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hup)
@@ -231,6 +237,7 @@ class Server:
         info(f"serving on {', '.join(_describe(s) for s in self.listeners)} "
              f"({'one user per worker' if self.policy.multi_user else self.policy.single.home})")
         try:
+            self._keep_acceptors()
             while not self.stopping:
                 for key, _ in self.selector.select(timeout=1.0):
                     kind, obj = key.data
@@ -349,7 +356,22 @@ class Server:
             return
         worker.outstanding = max(0, worker.outstanding - len(data))
 
+    def _keep_acceptors(self):
+        if self.acceptors is None or self.stopping or time.monotonic() < self.respawn_at:
+            return
+        while len(self.acceptors) < self.pool.per_key:
+            worker = workers.spawn(self.policy.single, self.listeners, self.policy)
+            self.acceptors[worker.channel.fileno()] = worker
+            self._watch_worker(worker)
+
     def _lost_worker(self, worker):
+        if self.acceptors is not None and self.acceptors.get(worker.channel.fileno()) is worker:
+            report(f"worker {worker.pid} ended; starting another")
+            self.acceptors.pop(worker.channel.fileno())
+            self.selector.unregister(worker.channel)
+            worker.channel.close()
+            self.respawn_at = time.monotonic() + 1.0      # a worker that dies at once must not spin
+            return
         if worker.channel.fileno() >= 0:
             try:
                 self.selector.unregister(worker.channel)
@@ -371,7 +393,18 @@ class Server:
             info("SIGHUP: retiring all workers; new ones start on demand")
             for worker in list(self.pool.by_channel.values()):
                 self._retire(worker)
+            for worker in list((self.acceptors or {}).values()):
+                self._retire_acceptor(worker)
+        self._keep_acceptors()
         _reap()
+
+    def _retire_acceptor(self, worker):
+        self.acceptors.pop(worker.channel.fileno(), None)
+        try:
+            self.selector.unregister(worker.channel)
+        except (KeyError, ValueError):
+            pass
+        worker.channel.close()
 
     def _retire(self, worker):
         try:
@@ -397,6 +430,9 @@ class Server:
         children = [w.pid for w in self.pool.by_channel.values()]
         for worker in list(self.pool.by_channel.values()):
             self._retire(worker)
+        for worker in list((self.acceptors or {}).values()):
+            children.append(worker.pid)
+            self._retire_acceptor(worker)
         _wait_for(children, timeout=30.0)
         info("stopped")
 
