@@ -157,3 +157,16 @@ def test_trusted_user_may_ask_for_others(two_users, public_dir):
     with Daemon(Path(public_dir), args=["--trusted-user", bob.pw_name], env=env_for(None)) as d:
         r = spamc_as(bob, d.socket, ["-c"], user=alice.pw_name)
         assert r.returncode == 1, r
+
+
+def test_a_hostile_user_header_does_not_stop_the_server(two_users, public_dir):
+    from pathlib import Path
+    from test_serve_spamc import raw_request
+    alice, bob = two_users
+    teach(bob, "good")
+    with Daemon(Path(public_dir), env=env_for(None)) as d:
+        for head in (b"User: a\0b\r\n", b"User: " + b"x" * 5000 + b"\r\n", b"User: ../../etc\r\n"):
+            answer = raw_request(d.socket, b"CHECK SPAMC/1.5\r\n" + head + b"Content-length: 3\r\n\r\nhi\n")
+            assert answer.startswith(b"SPAMD/1.5 67 "), answer
+        assert status_of(spamc_as(bob, d.socket).stdout).startswith("GOOD")
+        assert d.proc.poll() is None

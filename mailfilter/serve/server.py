@@ -66,7 +66,7 @@ class Policy:
             return self.single
         try:
             pw = pwd.getpwnam(user) if user else pwd.getpwuid(peer_uid)
-        except KeyError:
+        except (KeyError, ValueError):          # ValueError: a NUL in the name
             raise ProtocolError(protocol.EX_NOUSER, f"no such user {user!r}") from None
         if peer_uid != pw.pw_uid and peer_uid not in self.trusted:
             raise ProtocolError(protocol.EX_NOPERM, f"uid {peer_uid} asked for {pw.pw_name}'s model")
@@ -241,14 +241,19 @@ class Server:
             while not self.stopping:
                 for key, _ in self.selector.select(timeout=1.0):
                     kind, obj = key.data
-                    if kind == "listen":
-                        self._accept(obj)
-                    elif kind == "client":
-                        self._read_head(obj)
-                    elif kind == "worker":
-                        self._worker_says(obj)
-                    else:
-                        _drain(obj)
+                    try:
+                        if kind == "listen":
+                            self._accept(obj)
+                        elif kind == "client":
+                            self._read_head(obj)
+                        elif kind == "worker":
+                            self._worker_says(obj)
+                        else:
+                            _drain(obj)
+                    except Exception as err:  # noqa: BLE001 - one request must not stop the server
+                        report(f"server: {type(err).__name__}: {err}")
+                        if kind == "client":
+                            self._drop(obj)
                 self._housekeeping()
         finally:
             self._shutdown()
