@@ -2,9 +2,10 @@
 
 * 10,000 generated messages from 16 parallel spamc clients: every one comes
   back byte for byte as sent, minus forged X-CRM114-* headers, plus ours.
-* The daemon killed (SIGKILL, server and workers) in the middle of a load,
-  and started again: no message is lost; those caught in the gap come back
-  exactly as sent (spamc's safe fallback), the others marked.
+* The daemon killed (SIGKILL, server and workers) in the middle of a load:
+  no message is lost; those caught after the kill come back exactly as sent
+  (spamc's safe fallback), the others marked; started again, it marks
+  every message of the next load.
 * Learning during a load (spamc -L, `mailfilter learn`): every learn
   succeeds, every message still comes back whole, and the model is sound.
 
@@ -73,37 +74,36 @@ def test_ten_thousand_messages_from_sixteen_clients_all_byte_exact(tmp_path, tra
 
 @pytest.mark.slow
 def test_daemon_killed_mid_load_loses_no_message(tmp_path, trained):
-    batch = loadgen.messages(3000, start=20_000)
+    during = loadgen.messages(2000, start=20_000)
+    after = loadgen.messages(1000, start=30_000)
     d = Daemon(tmp_path, trained)
     d.start()
     killed = threading.Event()
 
     def on_progress(n):
-        if n == 1000 and not killed.is_set():
+        if n == 500 and not killed.is_set():
             killed.set()
-            threading.Thread(target=restart_later, daemon=True).start()
-
-    def restart_later():
-        d.kill()                         # SIGKILL to the server and every worker
-        time.sleep(1.0)                  # the gap: spamc finds nobody listening
-        d.start()
+            d.kill()                     # SIGKILL to the server and every worker, mid-load
 
     try:
-        results = run_load(d.socket, batch, on_progress)
+        results = run_load(d.socket, during, on_progress)
+        assert killed.is_set()
+        d.start()                        # back again: every message is marked once more
+        results_after = run_load(d.socket, after)
     finally:
         d.stop()
-    assert killed.is_set()
     marked = unchanged = 0
-    for data, r in zip(batch, results):
+    for data, r in zip(during, results):
         assert r.returncode == 0, r.stderr
         if r.stdout == data:
-            unchanged += 1               # spamc's safe fallback while the daemon was down
+            unchanged += 1               # spamc's safe fallback: the daemon was gone
         else:
             assert_passthrough(data, r.stdout)
             marked += 1
-    assert marked + unchanged == len(batch)
-    assert unchanged > 0, "the kill came too late to catch anything"
-    assert marked > 1000, "the daemon did not come back"
+    assert marked >= 500 and unchanged > 0, (marked, unchanged)
+    for data, r in zip(after, results_after):
+        assert r.returncode == 0, r.stderr
+        assert_passthrough(data, r.stdout)
 
 
 @pytest.mark.slow
