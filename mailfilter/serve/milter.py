@@ -163,8 +163,10 @@ def verdict_lines(settings: Settings, message: Message):
         label = status.split(b":", 1)[1].split()[0].decode()
         return lines, label, -reply.pr
     except (client.DaemonError, StopIteration, KeyError, ValueError) as err:
+        reason = str(err) or type(err).__name__
+
         def unavailable():
-            raise client.DaemonError(str(err) or type(err).__name__)
+            raise client.DaemonError(reason)
         outcome = classify(data, scan_header(data), unavailable)      # logs, UNSURE ( 0.00 )
         return outcome.status_lines(), "UNSURE", 0.0
 
