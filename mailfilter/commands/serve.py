@@ -20,12 +20,17 @@ whose model:
   --home DIR, or not root: that one state directory, for the account the
   daemon runs as (and root, and --trusted-user accounts) only.
 
-if the daemon is down, spamc passes the message on unchanged (exit 0);
-see the README for a procmail recipe that falls back to the pipe filter.
+if the daemon is down, plain spamc passes the message on unchanged (exit
+0); with -x it fails instead, and the recipe can fall back to the pipe
+filter (contrib/procmailrc-spamc, contrib/maildroprc-spamc):
 
 ~/.procmailrc:
   :0fw
-  | spamc -U /run/mailfilter/spamd.sock -s 33554432
+  | spamc -x -U /run/mailfilter/spamd.sock -s 52428800
+  :0 efw
+  | mailfilter
+  :0 e
+  { EXITCODE=75 HOST }
   :0:
   * ^X-CRM114-Status: SPAM
   .Junk/
