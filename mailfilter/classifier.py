@@ -10,7 +10,7 @@ import os
 
 from . import features, rules, view
 from .model import Model
-from .rawmail import HeaderBlock, header_bytes, normalized
+from .rawmail import HeaderBlock, header_bytes, normalized, rewrite_header, scan_header
 from .state import Config
 
 FORCED_PR = 999.99
@@ -73,8 +73,16 @@ class Classifier:
 
     def features(self, data: bytes, block: HeaderBlock = None):
         """(view, feature ids) of a raw message or the prefix we read of it."""
+        if block is None:
+            block = scan_header(data)
         message_view = view.parse(data, self.config.max_text_bytes, block)
-        return message_view, features.feature_ids(message_view, data, self.model.bits)
+        raw = data
+        if any(f.is_ours for f in block.fields):
+            # The byte grams see the message as learn teaches it: without
+            # our old or forged X-CRM114-* lines (the view skips them too).
+            # Else a delivered copy scored otherwise than it was taught.
+            raw = rewrite_header(data, block, [])
+        return message_view, features.feature_ids(message_view, raw, self.model.bits)
 
     def classify(self, data: bytes, block: HeaderBlock) -> Verdict:
         message_view, ids = self.features(data, block)
@@ -87,4 +95,8 @@ class Classifier:
             if rule is not None:
                 return Verdict("GOOD" if rule.good else "SPAM", FORCED_PR if rule.good else -FORCED_PR, rule)
         pr = self.model.pr(ids)
+        if not self.model.trained:
+            # A model never taught has no opinion: not GOOD ( 0.00 ), which
+            # a good_threshold of 0 would make of it.
+            return Verdict("UNSURE", pr)
         return Verdict(label_for(pr, self.config), pr)

@@ -14,7 +14,7 @@ import time
 
 from . import exitcodes
 from .errors import InputError
-from .learning import teach
+from .learning import Teacher
 from .pipeline import read_file
 from .rawmail import content_digest
 
@@ -48,11 +48,11 @@ def read_index(index_path: str, limit=None):
     return entries
 
 
-def run(classifier, policy, entries, on_result=None, session=None) -> EvalResult:
+def run(classifier, entries, on_result=None, session=None) -> EvalResult:
     """The protocol over entries. session: a learning.Session whose model is
     classifier.model, to record what is taught (eval --save)."""
     result = EvalResult()
-    model = classifier.model
+    teacher = Teacher(classifier.model, classifier.config) if session is None else None
     started = time.perf_counter()
     for is_spam, rel, path in entries:
         try:
@@ -62,7 +62,7 @@ def run(classifier, policy, entries, on_result=None, session=None) -> EvalResult
         message_view, ids = classifier.features(data, block)
         verdict = classifier.verdict(data, block, message_view, ids)
         if session is None:
-            teach(model, ids, is_spam, classifier.config, policy)
+            teacher.teach(ids, is_spam)
         else:
             session.teach(content_digest(data), ids, is_spam, raw=data, dedupe=False)
         result.paths.append(rel)

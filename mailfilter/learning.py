@@ -15,6 +15,9 @@ exactly like the original. The same message with the same label again is
 skipped; with the other label it is a correction.
 """
 
+import random
+from collections import deque
+
 from .classifier import Classifier, label_for
 from .model import TrainPolicy
 from .rawmail import classify_prefix, content_digest, strip_our_headers
@@ -39,21 +42,131 @@ def policy_for(config) -> TrainPolicy:
 INSIST_BEYOND = 0.25
 
 
-def teach(model, ids, is_spam: bool, config, policy: TrainPolicy) -> bool:
+def teach(model, ids, is_spam: bool, config, policy: TrainPolicy, arrays=None, rehearse=None) -> bool:
     """The one model update: the online step (what eval measures), then make
     sure of the verdict.
 
     When a user says "this is spam", afterwards it must classify as spam. The
     update usually gets there; when it doesn't (a young model, or a correction
     against earlier training), the score is moved just past the threshold.
+    arrays: the same families as numpy arrays, if the caller has them.
+    rehearse: called between the update and that last check (Teacher), so
+    that nothing it re-teaches can undo what the user just said.
     True if the model changed.
     """
-    changed = model.learn(ids, is_spam, policy) > 0
+    changed = model.learn(ids if arrays is None else arrays, is_spam, policy) > 0
+    if rehearse is not None and rehearse():
+        changed = True
     if label_for(model.pr(ids), config) != ("SPAM" if is_spam else "GOOD"):
         model.shift_to(ids, config.spam_threshold - INSIST_BEYOND if is_spam
                        else config.good_threshold + INSIST_BEYOND)
         changed = True
     return changed
+
+
+# Rehearsal. After each message it teaches, the filter re-teaches a few
+# messages drawn at random from the last REHEARSE_WINDOW it taught (each
+# family to its margin again: a no-op for one still beyond it). An online
+# learner forgets: what later messages pushed the other way is lost, most
+# of all while the model is young. Rehearsing the recent past is
+# "experience replay", a sliding-window second pass; CRM114's mailtrainer
+# repeats its whole corpus for the same reason. Measured with the three
+# families, (1-ROCA)% trec07p / SpamAssassin: none 0.0062 / 0.0537; the 5
+# newest 0.0055 / 0.0498; 5 drawn from the last 1000 0.0057 / 0.0465; 20
+# while young (the first 2000 taught) and 5 after, drawn from the last
+# 1000: 0.0056 / 0.0440 (two seeds: 0.0055-0.0057 / 0.0425-0.0444). Most of
+# SpamAssassin's gain is its first 500 messages, which had held a third of
+# its error. Cost: ~8 updates per taught message on trec07p (2.6 without).
+REHEARSE_WINDOW = 1000
+REHEARSE_YOUNG = 2000
+REHEARSE_WHILE_YOUNG = 20
+REHEARSE = 5
+
+
+class Teacher:
+    """teach() plus rehearsal: what learn, train, eval and rebuild all do.
+
+    recent holds the families (as numpy arrays, ~14 KB a message) of what
+    this Teacher taught; history, if given, supplies older taught messages
+    (the training cache: `learn` teaches one message per process, and
+    rehearses from what earlier ones taught). seed makes the draws, and so
+    every eval, repeatable.
+    """
+
+    def __init__(self, model, config, history=None, seed: int = 0):
+        self.model = model
+        self.config = config
+        self.policy = policy_for(config)
+        self.recent = deque(maxlen=REHEARSE_WINDOW)
+        self.history = history
+        self.latest = {}                # digest -> is_spam as last taught here
+        self.rng = random.Random(seed)
+
+    def teach(self, ids, is_spam: bool, digest: str = None) -> bool:
+        """digest: the message's, so that an older copy of it in the history
+        (taught the other way, before a correction) is never rehearsed."""
+        k = REHEARSE_WHILE_YOUNG if self.model.trained < REHEARSE_YOUNG else REHEARSE
+        arrays = _arrays(ids)
+        if digest is not None:
+            self.latest[digest] = is_spam
+
+        def rehearse():
+            changed = False
+            for families, spam in self._draw(k):
+                if self.model.learn(families, spam, self.policy, count=False):
+                    changed = True
+            return changed
+
+        changed = teach(self.model, ids, is_spam, self.config, self.policy, arrays, rehearse)
+        self.recent.append((arrays, is_spam, digest))
+        return changed
+
+    def _draw(self, k: int):
+        older = len(self.history) if self.history is not None else 0
+        pool = min(REHEARSE_WINDOW, len(self.recent) + older)
+        for _ in range(k if pool else 0):
+            i = self.rng.randrange(pool)
+            if i < len(self.recent):
+                item = self.recent[-1 - i]
+                stale = item[2] is not None and self.latest[item[2]] != item[1]
+            else:
+                item = self.history.get(i - len(self.recent))
+                stale = item is None or item[2] in self.latest
+            if not stale:        # taught the other way since (a correction): not again
+                yield item[0], item[1]
+
+
+class CachedHistory:
+    """Older taught messages for rehearsal, from the training cache: the
+    newest REHEARSE_WINDOW entries as they were before this session, each
+    parsed once, when first drawn."""
+
+    def __init__(self, cache, classifier):
+        self.cache = cache
+        self.classifier = classifier
+        self._seqs = None
+        self._parsed = {}
+
+    def __len__(self) -> int:
+        if self._seqs is None:
+            self._seqs = self.cache.newest(REHEARSE_WINDOW)
+        return len(self._seqs)
+
+    def get(self, i: int):
+        if i not in self._parsed:
+            entry = self.cache.entry(self._seqs[i])
+            if entry is None:
+                self._parsed[i] = None
+            else:
+                digest, label, raw = entry
+                self._parsed[i] = (_arrays(self.classifier.features(raw)[1]), label == "spam", digest)
+        return self._parsed[i]
+
+
+def _arrays(ids):
+    from .model import _numpy
+    np = _numpy()
+    return tuple(np.fromiter(f, np.int32, len(f)) for f in ids)
 
 
 class Session:
@@ -87,6 +200,10 @@ class Session:
         try:
             self.model = self._writer.load_copy(fresh=self.fresh)
             self.classifier = Classifier(self.config, self.model)
+            # A rebuild replays the cache oldest first: its "recent" is
+            # only what it taught itself, never the cache's newest.
+            history = None if self.cache is None or self.fresh else CachedHistory(self.cache, self.classifier)
+            self.teacher = Teacher(self.model, self.config, history, seed=self.model.generation)
         except BaseException:
             self._writer.__exit__(None, None, None)
             raise
@@ -142,7 +259,7 @@ class Session:
         before = self.model.pr(ids)
         if previous == label:
             return LearnResult(digest, label, "skipped", before, before)
-        teach(self.model, ids, is_spam, self.config, self.policy)
+        self.teacher.teach(ids, is_spam, digest)
         self.rows.append((digest, label, before))
         if digest in self.forgotten:          # undone earlier in this session, taught again
             self.forgotten.remove(digest)

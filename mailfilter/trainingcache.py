@@ -130,6 +130,17 @@ class TrainingCache:
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM taught").fetchone()[0]
 
+    def newest(self, n: int) -> list:
+        """The seq numbers of the newest n entries written so far, newest first."""
+        if self._db is None and not os.path.exists(self.path):
+            return []                       # no cache yet: don't create one to read it
+        return [row[0] for row in self.db.execute("SELECT seq FROM taught ORDER BY seq DESC LIMIT ?", (n,))]
+
+    def entry(self, seq: int):
+        """(digest, label, raw) of one entry, or None if it is gone (trimmed, forgotten)."""
+        row = self.db.execute("SELECT digest, label, message FROM taught WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else (row[0], row[1], zlib.decompress(row[2]))
+
     def entries(self):
         """(digest, label, raw) oldest first, one at a time (bounded memory)."""
         last = 0

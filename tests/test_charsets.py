@@ -83,7 +83,7 @@ def test_case_tokenizes_into_its_words(name):
     for word in body_words:
         if word.isascii():
             assert word.lower().split()[0] in tokens
-    words_ids, gram_ids = features.feature_ids(v, load(name), 20)
+    words_ids, identity_ids, gram_ids = features.feature_ids(v, load(name), 20)
     assert len(words_ids) > 5 and len(gram_ids) > 5
 
 

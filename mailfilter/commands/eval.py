@@ -54,7 +54,7 @@ def main(argv, prog) -> int:
 
     from .. import evaluate, metrics
     from ..classifier import Classifier
-    from ..learning import policy_for, session_for
+    from ..learning import session_for
     from ..state import Config
     from ..store import ModelError, empty
 
@@ -92,7 +92,7 @@ def main(argv, prog) -> int:
             bar.update(1)
 
     def evaluate_with(classifier, session=None):
-        result = evaluate.run(classifier, policy_for(config), entries, on_result, session)
+        result = evaluate.run(classifier, entries, on_result, session)
         if bar:
             bar.close()
         _print_report(result, metrics)      # before the commit: a failed save still reports
