@@ -10,7 +10,7 @@ import os
 
 from . import features, rules, view
 from .model import Model
-from .rawmail import HeaderBlock, header_bytes, normalized
+from .rawmail import HeaderBlock, normalized
 from .state import Config
 
 FORCED_PR = 999.99
@@ -59,7 +59,7 @@ def recipient_of(view_headers, env=os.environ):
 
 def rules_text(data: bytes, block: HeaderBlock, message_view) -> str:
     """What priolist rules match against: unfolded headers, blank line, text."""
-    head = header_bytes(data, block)[: rules.MAX_MATCH_CHARS]
+    head = data[block.start:min(block.end, block.start + rules.MAX_MATCH_CHARS)]
     head_text = normalized(head).decode("utf-8", "replace")
     head_text = head_text.replace("\n ", " ").replace("\n\t", " ")
     return head_text + "\n\n" + "\n".join(message_view.texts)
