@@ -14,6 +14,7 @@ from .rawmail import HeaderBlock, normalized
 from .state import Config
 
 FORCED_PR = 999.99
+_INF = float("inf")
 
 
 class Verdict:
@@ -87,4 +88,10 @@ class Classifier:
             if rule is not None:
                 return Verdict("GOOD" if rule.good else "SPAM", FORCED_PR if rule.good else -FORCED_PR, rule)
         pr = self.model.pr(ids)
+        if pr != pr or pr in (_INF, -_INF):
+            # The filter never scans the whole model (38 ms of an 8 MB one);
+            # a non-finite score is the sign, and the pipeline turns this
+            # into UNSURE ( 0.00 ) with the line logged.
+            from .store import ModelError
+            raise ModelError("the model holds infinite or NaN weights: run `mailfilter rebuild`")
         return Verdict(label_for(pr, self.config), pr)

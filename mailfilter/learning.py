@@ -15,6 +15,8 @@ exactly like the original. The same message with the same label again is
 skipped; with the other label it is a correction.
 """
 
+from math import isfinite
+
 from .classifier import Classifier, label_for
 from .model import TrainPolicy
 from .rawmail import classify_prefix, content_digest, strip_our_headers
@@ -53,7 +55,27 @@ def teach(model, ids, is_spam: bool, config, policy: TrainPolicy) -> bool:
         model.shift_to(ids, config.spam_threshold - INSIST_BEYOND if is_spam
                        else config.good_threshold + INSIST_BEYOND)
         changed = True
+    _check_finite(model, ids)
     return changed
+
+
+def _check_finite(model, ids) -> None:
+    """Refuse an update that left a weight this message touches infinite or
+    NaN, whatever the settings (issue 14: `spam_threshold = -inf` once
+    wrote -inf into the model, and every later message scored -inf). The
+    caller's session then commits nothing: the stored model stays as it
+    was. Costs one pass over the message's features, like the update."""
+    try:
+        score = model.logit(ids)
+    except (ValueError, OverflowError):     # fsum of +inf and -inf
+        score = float("nan")
+    if isfinite(score):
+        weights, sq_grads = model.weights, model.sq_grads
+        if all(isfinite(weights[i]) and isfinite(sq_grads[i]) for family in ids for i in family):
+            return
+    from .store import ModelError
+    raise ModelError("learning this message would make the model's weights infinite or NaN; nothing "
+                     "was saved (check spam_threshold, good_threshold and learn_margin)")
 
 
 class Session:

@@ -48,6 +48,21 @@ class Config:
         "cache_max_mb": (float, 200.0),
     }
 
+    # name -> (lowest, highest) accepted in a config file; NaN and the
+    # infinities never are. One bad value once wrote infinite weights into
+    # the model for good (issue 14: `spam_threshold = -inf`). pR beyond
+    # +-100 means odds of 10**100: no real score comes near (the benchmark's
+    # span is about +-40), and teaching towards +-1e40 overflowed float32.
+    RANGES = {
+        "spam_threshold": (-100.0, 100.0),
+        "good_threshold": (-100.0, 100.0),
+        "learn_margin": (0.0, 100.0),
+        "max_text_bytes": (1024, 16 * 1024 * 1024),
+        "model_bits": (10, 24),
+        "cache_max_messages": (0, 10_000_000),
+        "cache_max_mb": (0.0, 1_000_000.0),
+    }
+
     def __init__(self, **overrides):
         for key, (_, default) in self.KEYS.items():
             setattr(self, key, overrides.pop(key, default))
@@ -67,6 +82,7 @@ def parse_config(path: str, config: Config) -> Config:
         return config
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    lines = {}                  # key -> the line that set it
     for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -83,12 +99,21 @@ def parse_config(path: str, config: Config) -> Config:
             typed = cast(value)
         except ValueError:
             raise ConfigError(f"{path}:{number}: {key} must be a number, got {value!r}") from None
+        _check_range(path, number, key, typed, value)
         setattr(config, key, typed)
+        lines[key] = number
     if config.spam_threshold > config.good_threshold:
-        raise ConfigError(f"{path}: spam_threshold {config.spam_threshold} is above good_threshold {config.good_threshold}")
-    if not 10 <= config.model_bits <= 24:
-        raise ConfigError(f"{path}: model_bits must be between 10 and 24, got {config.model_bits}")
+        where = max(lines.get("spam_threshold", 0), lines.get("good_threshold", 0))
+        raise ConfigError(f"{path}{f':{where}' if where else ''}: spam_threshold {config.spam_threshold} is above "
+                          f"good_threshold {config.good_threshold}")
     return config
+
+
+def _check_range(path, number, key, typed, text) -> None:
+    low, high = Config.RANGES.get(key, (None, None))
+    # "typed != typed" is NaN; a float out of range also catches +-inf.
+    if typed != typed or (low is not None and not low <= typed <= high):
+        raise ConfigError(f"{path}:{number}: {key} must be between {low:g} and {high:g}, got {text!r}")
 
 
 def resolve_home(home=None) -> str:

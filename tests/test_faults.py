@@ -181,6 +181,72 @@ def test_bad_config_passes_mail_through(home, config):
     assert_failed_open(run_mailfilter([], MESSAGE, home), cause=b"mailfilter.conf")
 
 
+# Issue 14: one of these once destroyed the model for good (-inf, nan, -1e40
+# were accepted, and the next learn wrote non-finite weights).
+OUT_OF_RANGE = [b"spam_threshold = -inf\n", b"spam_threshold = -1e40\n", b"spam_threshold = nan\n",
+                b"good_threshold = inf\n", b"learn_margin = nan\n", b"learn_margin = -1\n",
+                b"max_text_bytes = -5\n", b"model_bits = 9\n", b"cache_max_messages = -1\n",
+                b"cache_max_mb = inf\n"]
+
+
+@pytest.mark.parametrize("config", OUT_OF_RANGE, ids=lambda c: c.decode().strip())
+def test_out_of_range_setting_is_refused_with_its_line(home, config):
+    (home / "mailfilter.conf").write_bytes(b"# mine\n" + config)
+    key = config.split(b" ")[0]
+    conf = str(home / "mailfilter.conf").encode()
+    assert_failed_open(run_mailfilter([], MESSAGE, home), cause=conf + b":2: " + key + b" must be between")
+    before = sha(home / "model.mfm")
+    learn = run_mailfilter(["learn", "--spam"], SPAM_NOT_SEEN, home)
+    assert learn.returncode == 78, learn.stderr
+    assert learn.stderr.count(b"\n") == 1 and conf + b":2: " + key in learn.stderr
+    assert sha(home / "model.mfm") == before
+
+
+SPAM_NOT_SEEN = open(os.path.join(SAMPLES, "inbox", "2-spam.eml"), "rb").read()
+GOOD_SAMPLE = open(os.path.join(SAMPLES, "train", "good", "00.eml"), "rb").read()
+
+
+def test_minus_inf_threshold_can_no_longer_destroy_the_model(home):
+    """The issue's reproduction: spam_threshold = -inf, learn a new spam,
+    remove the line, classify good mail (it said SPAM ( -inf ) for good)."""
+    (home / "mailfilter.conf").write_text("spam_threshold = -inf\n")
+    assert run_mailfilter(["learn", "--spam"], SPAM_NOT_SEEN, home).returncode == 78
+    (home / "mailfilter.conf").unlink()
+    out = run_mailfilter(["classify"], GOOD_SAMPLE, home)
+    assert out.returncode == 0 and out.stdout.startswith(b"GOOD"), out.stdout
+
+
+def test_learner_never_writes_a_non_finite_weight_whatever_the_settings(home):
+    """Settings that bypass the config file (the library's Config) still
+    can't get a non-finite weight saved: the session refuses, nothing changes."""
+    from mailfilter.learning import learn_messages
+    from mailfilter.state import Config, State
+    before = sha(home / "model.mfm")
+    for bad in (dict(spam_threshold=float("-inf")), dict(spam_threshold=-1e40), dict(spam_threshold=float("nan"))):
+        with pytest.raises(modelfile.ModelError, match="infinite or NaN"):
+            learn_messages(State(str(home)), Config(**bad), [(SPAM_NOT_SEEN, True)])
+        assert sha(home / "model.mfm") == before
+
+
+def _poison(model_path, index=7, value=float("-inf")):
+    data = bytearray(model_path.read_bytes())
+    struct.pack_into("<f", data, modelfile.HEADER.size + 4 * index, value)
+    model_path.write_bytes(bytes(data))
+
+
+def test_model_holding_a_non_finite_weight_is_refused(home):
+    """Written by an older mailfilter: learn refuses it with one line (it
+    died with a ZeroDivisionError traceback), the filter delivers UNSURE."""
+    _poison(home / "model.mfm", index=0)            # the bias: every message scores -inf
+    before = sha(home / "model.mfm")
+    assert_failed_open(run_mailfilter([], MESSAGE, home), cause=b"infinite or NaN")
+    learn = run_mailfilter(["learn", "--good"], GOOD_SAMPLE, home)
+    assert learn.returncode == 65, learn.stderr
+    assert b"Traceback" not in learn.stderr and b"infinite or NaN" in learn.stderr
+    assert b"mailfilter rebuild" in learn.stderr
+    assert sha(home / "model.mfm") == before
+
+
 def test_unreadable_config_passes_mail_through(home):
     (home / "mailfilter.conf").mkdir()
     assert_failed_open(run_mailfilter([], MESSAGE, home), cause=b"cannot read")
