@@ -40,9 +40,9 @@ class Rule:
 def load(path: str):
     """(rules, errors). A missing file is no rules; bad lines are errors."""
     rules, errors = [], []
+    from .state import read_regular
     try:
-        with open(path, "rb") as fh:
-            text = fh.read().decode("utf-8", "replace")
+        text = read_regular(path).decode("utf-8", "replace")
     except FileNotFoundError:
         return rules, errors
     except OSError as err:

@@ -8,6 +8,7 @@ read over the system-wide defaults in /etc/mailfilter/mailfilter.conf.
 """
 
 import os
+import stat
 
 from .errors import ConfigError
 
@@ -73,11 +74,51 @@ class Config:
         return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.KEYS) + ")"
 
 
+class NotRegular(OSError):
+    """A state file that is a FIFO, a device, a socket or a directory."""
+
+    def __init__(self, path):
+        super().__init__(f"{path}: not a regular file")
+        self.strerror = "not a regular file"
+        self.filename = path
+
+
+def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
+    """An fd on the regular file at path; NotRegular for anything else.
+
+    O_NONBLOCK: opening a FIFO for reading waits for a writer, so a FIFO
+    planted as mailfilter.conf, priolist.mfp or model.mfm hung the filter
+    (issue 14) where it must deliver UNSURE. On a regular file the flag
+    changes nothing. Symbolic links are followed unless flags say otherwise.
+    """
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, mode)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str) -> bytes:
+    """The whole regular file at path (FileNotFoundError, NotRegular, OSError)."""
+    fd = open_regular(path)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def parse_config(path: str, config: Config) -> Config:
     """Read `key = value` lines from path over config. Missing file: no change."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = read_regular(path)
     except FileNotFoundError:
         return config
     except OSError as err:

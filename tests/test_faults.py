@@ -252,6 +252,39 @@ def test_unreadable_config_passes_mail_through(home):
     assert_failed_open(run_mailfilter([], MESSAGE, home), cause=b"cannot read")
 
 
+@pytest.mark.parametrize("name", ["mailfilter.conf", "model.mfm", "priolist.mfp"])
+def test_fifo_in_the_state_dir_does_not_hang_the_filter(home, name):
+    """Issue 14: `mkfifo ~/.mailfilter/priolist.mfp` (or the config, or the
+    model) hung the filter in open() waiting for a writer. Only regular
+    files are read, opened without blocking."""
+    path = home / name
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+    result = run_mailfilter([], MESSAGE, home, timeout=20)
+    if name == "priolist.mfp":
+        assert_classified(result)       # no rules, as for an unreadable file
+        assert b"priolist.mfp: cannot read: not a regular file" in result.stderr
+    else:
+        assert_failed_open(result, cause=b"not a regular file")
+    learn = run_mailfilter(["learn", "--spam"], MESSAGE, home, timeout=20)
+    assert b"Traceback" not in learn.stderr
+    assert learn.returncode == {"mailfilter.conf": 78, "model.mfm": 65, "priolist.mfp": 0}[name], learn.stderr
+
+
+@pytest.mark.parametrize("name", ["ledger.sqlite", "cache.sqlite", "model.lock"])
+def test_fifo_beside_the_model_does_not_hang_learn(home, name):
+    path = home / name
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+    before = sha(home / "model.mfm")
+    learn = run_mailfilter(["learn", "--spam"], MESSAGE, home, timeout=20)
+    assert learn.returncode == 75, learn.stderr
+    assert b"not a regular file" in learn.stderr and b"Traceback" not in learn.stderr
+    assert sha(home / "model.mfm") == before
+
+
 def test_missing_rules_file_is_no_rules(home):
     assert not (home / "priolist.mfp").exists()
     result = run_mailfilter([], MESSAGE, home)

@@ -48,7 +48,8 @@ class FileWriter(StoreWriter):
         self._ledger = None
 
     def __enter__(self) -> "FileWriter":
-        self.fd = os.open(self.store.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        from ..state import open_regular
+        self.fd = open_regular(self.store.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         except BaseException:

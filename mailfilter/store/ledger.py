@@ -27,8 +27,9 @@ CREATE TABLE IF NOT EXISTS trained (
 
 class Ledger:
     def __init__(self, path: str, model_generation: int):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        os.close(fd)
+        from ..state import open_regular
+        # A FIFO here would hang SQLite's first read: only a regular file.
+        os.close(open_regular(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
         self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.executescript(SCHEMA)

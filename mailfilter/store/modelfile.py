@@ -97,12 +97,15 @@ def empty(bits: int) -> Model:
 
 
 def _open(path: str):
-    """A read-only fd on the regular file at path, or None if there is none."""
+    """A read-only fd on the regular file at path, or None if there is none.
+    Never follows a symlink; a FIFO or device is refused without blocking."""
+    from ..state import NotRegular, open_regular
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        return open_regular(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
-    return fd
+    except NotRegular:
+        raise ModelError(f"{path}: not a regular file") from None
 
 
 def map_readonly(path: str, bits: int, features: FeatureIdentity) -> Model:
