@@ -301,6 +301,23 @@ def test_bad_rule_is_reported_by_line_and_the_others_stay_in_force(home):
     assert status_of(result.stdout) == "SPAM ( -999.99 )"      # rule 3 still applies
 
 
+# Issue 14: a ${RECIPIENT} rule that is fine at load time but invalid for
+# some recipients raised re.error at match time: the whole message went
+# UNSURE ( 0.00 ) and the rules after it were skipped. The recipient comes
+# from Delivered-To when $RECIPIENT is unset: the sender's own text.
+@pytest.mark.parametrize("rule,recipient", [
+    (r"-^X-Tag: \${RECIPIENT}", "quux@example.org"),          # \q: bad escape
+    (r"-^X-Tag: (a)\1${RECIPIENT}", "0day@example.org"),       # \10: no such group
+])
+def test_recipient_rule_that_cannot_compile_is_skipped_and_logged(rule, recipient, home):
+    (home / "priolist.mfp").write_text(f"{rule}\n-^Subject: lunch\n")
+    message = f"Delivered-To: {recipient}\n".encode() + MESSAGE
+    result = run_mailfilter([], message, home)
+    assert_classified(result, message)
+    assert status_of(result.stdout) == "SPAM ( -999.99 )"      # the next rule still applies
+    assert f"priolist.mfp:1: rule skipped for recipient '{recipient}'".encode() in result.stderr
+
+
 def test_unreadable_rules_file_is_reported_and_mail_classified(home):
     (home / "priolist.mfp").mkdir()
     result = run_mailfilter([], MESSAGE, home)
