@@ -163,7 +163,14 @@ def resolve_home(home=None) -> str:
     env = os.environ.get("MAILFILTER_HOME")
     if env:
         return os.path.abspath(env)
-    return os.path.join(os.path.expanduser("~"), ".mailfilter")
+    user_home = os.path.expanduser("~")
+    if not os.path.isabs(user_home):
+        # HOME unset (or empty, or relative) and no passwd entry for the uid:
+        # expanduser gives "~" back, and the state went to ./~/.mailfilter,
+        # wherever the process happened to run (issue 14).
+        raise ConfigError(f"no home directory for uid {os.getuid()} (HOME is unset or not absolute, "
+                          f"and no passwd entry gives one): set HOME or MAILFILTER_HOME, or use --home DIR")
+    return os.path.join(user_home, ".mailfilter")
 
 
 class State:

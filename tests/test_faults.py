@@ -172,6 +172,38 @@ def test_state_path_is_a_file(tmp_path):
     assert_failed_open(run_mailfilter([], MESSAGE, path / "below"), cause=b"Not a directory")
 
 
+def _without_home(args, data, cwd, home_value=None, no_passwd=False):
+    """Run with HOME unset (or set to home_value) and no MAILFILTER_HOME.
+    no_passwd: as a uid with no passwd entry, made real by a user namespace
+    mapping uid 54321 (the process still is root outside it, so it can run
+    the interpreter under /root)."""
+    env = env_for(None)
+    env.pop("HOME", None)
+    if home_value is not None:
+        env["HOME"] = home_value
+    prefix = []
+    if no_passwd:
+        need("unshare")
+        import pwd
+        with pytest.raises(KeyError):
+            pwd.getpwuid(54321)
+        prefix = ["unshare", "--user", "--map-user=54321", "--map-group=54321"]
+    return subprocess.run(prefix + MAILFILTER + list(args), input=data, capture_output=True, env=env,
+                          cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("how", ["no_passwd_entry", "relative_home"])
+def test_no_usable_home_is_refused_not_a_relative_state_dir(tmp_path, how):
+    """Issue 14: with HOME unset and no passwd entry, expanduser("~") is "~",
+    and the state directory became ./~/.mailfilter wherever we ran."""
+    kw = {"no_passwd_entry": dict(no_passwd=True), "relative_home": dict(home_value="somewhere")}[how]
+    learn = _without_home(["learn", "--spam"], MESSAGE, tmp_path, **kw)
+    assert learn.returncode == 78, learn.stderr
+    assert learn.stderr.count(b"\n") == 1 and b"no home directory for uid" in learn.stderr
+    assert_failed_open(_without_home([], MESSAGE, tmp_path, **kw), cause=b"no home directory")
+    assert os.listdir(tmp_path) == []           # no ./~/.mailfilter, no ./.mailfilter
+
+
 # -- config and rules ------------------------------------------------------------------
 
 @pytest.mark.parametrize("config", [b"spam_threshold = banana\n", b"no equals sign\n", b"nosuchkey = 1\n",
