@@ -9,17 +9,21 @@ and then builds on their result, so nothing one writer taught is lost to
 another (two separate read-modify-write paths once lost a learn for good:
 tests/test_learning.py).
 
-A message is identified by rawmail.content_digest (our X-CRM114-* headers
-stripped, line endings normalised), so the delivered copy of a message trains
-exactly like the original. The same message with the same label again is
-skipped; with the other label it is a correction.
+A message is identified by rawmail.message_digest: the whole message, our
+X-CRM114-* headers stripped, line endings normalised, so the delivered copy
+of a message trains exactly like the original. The same message with the
+same label again is skipped; with the other label it is a correction.
+(Before issue 14 the ledger keyed on rawmail.content_digest, the header and
+256 KiB of body: a spam sharing that with a good message "corrected" it.
+The two digests agree for any message no longer than that; a longer one
+is still found in an old ledger by its content_digest, in old rows only.)
 """
 
 from math import isfinite
 
 from .classifier import Classifier, label_for
 from .model import TrainPolicy
-from .rawmail import classify_prefix, content_digest, strip_our_headers
+from .rawmail import classify_prefix, content_digest, message_digest, scan_header, strip_our_headers
 
 
 class LearnResult:
@@ -127,25 +131,42 @@ class Session:
                     self.cache.close()
         return False
 
-    def known_label(self, digest: str):
+    def known_label(self, digest: str, prefix_digest: str = None):
+        """What digest was taught as, in this session or before. prefix_digest:
+        the message's content_digest, looked up in rows older than
+        whole-message digests when it differs from digest."""
         if self.fresh:          # a new model knows only what this session taught
             return self._pending.get(digest)
-        return self._pending.get(digest) or self._writer.label_of(digest)
+        label = self._pending.get(digest) or self._writer.label_of(digest)
+        if label is None and prefix_digest and prefix_digest != digest:
+            label = self._writer.legacy_label_of(prefix_digest)
+        return label
 
-    def learn(self, raw: bytes, is_spam: bool) -> LearnResult:
-        """Teach one raw message, as `mailfilter learn` does."""
-        raw = strip_our_headers(raw)
-        digest = content_digest(raw)
+    def learn(self, raw: bytes, is_spam: bool, digest: str = None) -> LearnResult:
+        """Teach one raw message, as `mailfilter learn` does.
+
+        raw may be only the prefix of the message (rawmail.MessageReader's,
+        as the trainer reads it); digest is then the whole message's
+        rawmail.message_digest, computed as it streamed.
+        """
+        if digest is None:
+            digest = message_digest(raw)
+        block = scan_header(raw)
+        prefix_digest = content_digest(raw, block)
+        raw = strip_our_headers(raw, block)
         # The features of what the filter read of it, so the message is
         # taught as it was classified, and a rebuild from the cache (which
         # keeps that much) teaches it the same way again.
         raw = classify_prefix(raw)
         _, ids = self.classifier.features(raw)
-        return self.teach(digest, ids, is_spam, raw)
+        return self.teach(digest, ids, is_spam, raw, prefix_digest=prefix_digest)
 
-    def teach(self, digest: str, ids, is_spam: bool, raw: bytes = None, dedupe: bool = True) -> LearnResult:
+    def teach(self, digest: str, ids, is_spam: bool, raw: bytes = None, dedupe: bool = True,
+              prefix_digest: str = None) -> LearnResult:
         """Teach a message whose features are already computed (eval, train).
 
+        digest: rawmail.message_digest of the whole message; prefix_digest
+        its content_digest, for ledgers from before (known_label).
         raw, our headers stripped, goes to the training cache if there is one.
         dedupe=False teaches even a message the ledger knows with this label:
         the TREC protocol (eval) trains every message it is given.
@@ -153,7 +174,7 @@ class Session:
         label = "spam" if is_spam else "good"
         # Without dedupe the ledger is not asked: eval --save then needs no
         # ledger until its commit.
-        previous = self.known_label(digest) if dedupe else None
+        previous = self.known_label(digest, prefix_digest) if dedupe else None
         before = self.model.pr(ids)
         if previous == label:
             return LearnResult(digest, label, "skipped", before, before)
@@ -179,15 +200,16 @@ def session_for(state, config, fresh: bool = False) -> Session:
 
 
 def learn_messages(state, config, messages, progress=None):
-    """Teach (raw bytes, is_spam) pairs in one session; one commit.
+    """Teach (raw bytes, is_spam) pairs in one session; one commit. A third
+    item, the whole message's rawmail.message_digest, lets raw be a prefix.
 
     Returns a LearnResult per message, in order. The model and the ledger
     change together or not at all.
     """
     results = []
     with session_for(state, config) as session:
-        for raw, is_spam in messages:
-            results.append(session.learn(raw, is_spam))
+        for raw, is_spam, *digest in messages:      # (raw, is_spam[, message_digest])
+            results.append(session.learn(raw, is_spam, *digest))
             if progress:
                 progress(results[-1])
     return results
@@ -220,13 +242,14 @@ def train(session: Session, locations, read, passes: int = 1, on_message=None, o
             raw = read(location)
             if raw is None:
                 continue
+            digests = (message_digest(raw), content_digest(raw)) if number == 1 else None
             raw = classify_prefix(strip_our_headers(raw))
             _, ids = session.classifier.features(raw)
             wrong = label_for(session.model.pr(ids), session.config) != ("SPAM" if is_spam else "GOOD")
             report.messages += 1
             report.mistakes += wrong
             if number == 1:
-                result = session.teach(content_digest(raw), ids, is_spam, raw)
+                result = session.teach(digests[0], ids, is_spam, raw, prefix_digest=digests[1])
                 report.taught += result.action != "skipped"
             else:
                 report.taught += session.reinforce(ids, is_spam)

@@ -294,7 +294,7 @@ def write_header(data: bytes, block: HeaderBlock, new_lines: list, write) -> Non
 def rewrite_header(data: bytes, block: HeaderBlock, new_lines: list) -> bytes:
     """data with our old X-CRM114-* fields removed and new_lines added."""
     added, insert_at = _insertion(data, block, new_lines)
-    return b"".join(_pieces(data, block, added, insert_at))
+    return _joined(_pieces(data, block, added, insert_at))
 
 
 def strip_our_headers(data: bytes, block: HeaderBlock = None) -> bytes:
@@ -303,7 +303,16 @@ def strip_our_headers(data: bytes, block: HeaderBlock = None) -> bytes:
         block = scan_header(data)
     if not block.removals:
         return data
-    return b"".join(_pieces(data, block))
+    return _joined(_pieces(data, block))
+
+
+def _joined(pieces) -> bytes:
+    # Not b"".join(pieces): it makes a list of the generator first, and a
+    # million memoryviews took 140 MB. BytesIO hands its buffer over whole.
+    out = io.BytesIO()
+    for piece in pieces:
+        out.write(piece)
+    return out.getvalue()
 
 
 def classify_prefix(data: bytes) -> bytes:
@@ -375,7 +384,8 @@ def content_digest(data: bytes, block: HeaderBlock = None) -> str:
     """The identity of what we classify of a message (X-CRM114-CacheID):
     the MessageDigest of the header block and CLASSIFY_BODY_BYTES of body,
     so the filter has it before it reads on. For a message no longer than
-    that, it equals message_digest."""
+    that, it equals message_digest. Ledgers written before issue 14 are
+    keyed by it (learning.py: legacy rows)."""
     return MessageDigest(data, block, CLASSIFY_BODY_BYTES).hexdigest()
 
 
@@ -390,12 +400,18 @@ def message_digest(data: bytes) -> str:
         pos += n
         return data[pos - n:pos]
 
+    return read_digested(read)[1]
+
+
+def read_digested(read):
+    """(MessageReader with the prefix read, message_digest of the whole
+    message): the rest is read and hashed as it streams, never held."""
     reader = MessageReader(read)
     block = reader.read_prefix()
     digest = MessageDigest(reader.prefix, block)
     for chunk in reader.chunks():
         digest.update(chunk)
-    return digest.hexdigest()
+    return reader, digest.hexdigest()
 
 
 class MessageReader:

@@ -27,7 +27,12 @@ def main(argv, prog) -> int:
     group.add_argument("--good", action="store_true", help="the message is good mail (ham)")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     args = p.parse_args(argv)
-    raw = common.read_stdin()
+    import os
+
+    from ..rawmail import read_digested
+    # Only what learning uses is held (the header block and 256 KiB of
+    # body); the rest streams through the ledger's digest of the whole.
+    reader, digest = read_digested(lambda n: os.read(0, n))
     try:
         state, config = common.state_and_config(args.home)
     except ConfigError as err:
@@ -38,7 +43,7 @@ def main(argv, prog) -> int:
     from ..log import report
     from ..store import ModelError
     try:
-        (result,) = learn_messages(state, config, [(raw, args.spam)])
+        (result,) = learn_messages(state, config, [(reader.classified, args.spam, digest)])
     except ModelError as err:
         report(f"{err}; not learned")
         return exitcodes.DATAERR

@@ -11,7 +11,8 @@ such interface; SpamBayes runs one test class over every storage class):
     store.writer()            the writer lock, as a context manager; inside,
       w.load_copy()             a private, writable copy of the model
                                 (fresh=True: an empty one, for a rebuild),
-      w.label_of(digest)        what the ledger says this message was taught,
+      w.label_of(digest)        what the ledger says this message was taught
+                                (digest: rawmail.message_digest, the whole message),
       w.commit(model, rows)     generation + 1, the ledger rows and the model
                                 saved together, or nothing at all.
 
@@ -55,6 +56,12 @@ class StoreWriter:
 
     def label_of(self, digest: str):
         raise NotImplementedError
+
+    def legacy_label_of(self, prefix_digest: str):
+        """The label a row written before whole-message digests (issue 14)
+        holds under this rawmail.content_digest. A store born after that has
+        none: this default."""
+        return None
 
     def commit(self, model, rows, replace_ledger: bool = False) -> None:
         """rows: (digest, label, pr_before) of each message this commit taught.

@@ -85,6 +85,9 @@ class FileWriter(StoreWriter):
     def label_of(self, digest: str):
         return self.ledger.label_of(digest)
 
+    def legacy_label_of(self, prefix_digest: str):
+        return self.ledger.legacy_label_of(prefix_digest)
+
     def commit(self, model, rows, replace_ledger: bool = False) -> None:
         model.generation += 1
         self.ledger.record(rows, model.generation, replace_all=replace_ledger)
