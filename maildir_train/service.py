@@ -46,10 +46,10 @@ what it does with a message:
 
 config file (--config), one mailbox per line:
   *      layout=auto spam-folder=Junk             # defaults
-  alice                                           # ~alice/Maildir, ~alice/.mailfilter
+  alice                                           # ~alice/Maildir, ~alice/.local/share/mailfilter
   bob    spam-action=delete maildir=~/mail/Maildir
   carol@example.org user=vmail maildir=/var/vmail/example.org/carol \\
-                    home=/var/vmail/example.org/carol/.mailfilter
+                    home=/var/vmail/example.org/carol/mailfilter
   keys: user= maildir= home= layout= spam-folder= spam-action=
   A mistake is reported as FILE:LINE: what, and the exit status is 78.
 
@@ -58,10 +58,11 @@ logging: to syslog (facility mail, tag maildir-train) when /dev/log exists,
   went) and a summary every --summary seconds.
 
 exit status: 0 done (or stopped by SIGTERM); 75 with --once when a message had
-  to be left for later; 64 bad usage; 78 bad config.
+  to be left for later; 66 with --once when a Maildir is missing or unusable;
+  64 bad usage; 78 bad config.
 
 examples:
-  maildir-train --user                       # watch ~/Maildir, model in ~/.mailfilter
+  maildir-train --user                       # watch ~/Maildir, model in ~/.local/share/mailfilter
   maildir-train --user --once                # from cron: */5 * * * * maildir-train --user --once
   maildir-train --config /etc/mailfilter/maildir-train.conf     # as root, for a server
   systemctl --user enable --now maildir-train                  # contrib/maildir-train-user.service
@@ -78,7 +79,8 @@ def build_parser() -> ArgumentParser:
                       help="train every mailbox listed in FILE (e.g. /etc/mailfilter/maildir-train.conf)")
     p.add_argument("--maildir", metavar="DIR", help="Maildir root (--user; default ~/Maildir)")
     p.add_argument("--home", metavar="DIR",
-                   help="mailfilter state directory (--user; default $MAILFILTER_HOME, else ~/.mailfilter)")
+                   help="mailfilter state directory (--user; default $MAILFILTER_HOME, else "
+                        "~/.local/share/mailfilter)")
     p.add_argument("--layout", choices=cfg.LAYOUT_CHOICES,
                    help="folder layout: maildir++ (~/Maildir/.Junk), fs (~/Maildir/Junk) or "
                         "auto (look at the existing folders; default)")
@@ -197,6 +199,12 @@ def run_mailbox(box, args) -> int:
         while not stop():
             result = trainer.scan(stop)
             waiting = result.waiting
+            if result.unusable:
+                # A cron job must not stay broken in silence: say so and
+                # exit non-zero (EX_NOINPUT), so cron mails the admin.
+                log.error("%s: %s; nothing trained (create it as the user with `maildirmake %s`, "
+                          "or give the right --maildir)", box.name, result.unusable, box.maildir)
+                return exitcodes.NOINPUT
             if not result.handled:
                 break
         _summary(box, trainer, "done")
@@ -295,7 +303,17 @@ def main(argv=None) -> int:
         return Supervisor(boxes, lambda box: run_mailbox(box, args), args.once, reread).run()
     if not args.user and os.geteuid() == 0:
         parser.error("as root, say --config FILE for the users to train (or --user for root's own mail)")
-    return run_mailbox(_current_user_box(args), args)
+    box = _current_user_box(args)
+    from mailfilter.errors import MailfilterError
+    from mailfilter.privileges import refuse_foreign
+    try:
+        refuse_foreign(box.home, "maildir-train --user",
+                       "list {name} in a --config file (each mailbox is trained as its owner), "
+                       "or run maildir-train --user as {name}")
+    except MailfilterError as err:
+        log.error("%s", err)
+        return err.code
+    return run_mailbox(box, args)
 
 
 if __name__ == "__main__":

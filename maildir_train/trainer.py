@@ -22,6 +22,7 @@ import errno
 import logging
 import os
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -84,6 +85,7 @@ class ScanResult:
     handled: int = 0                 # messages learned (or skipped) and filed
     waiting: int = 0                 # messages left for a later try
     retry_at: float = None           # time.monotonic() of the earliest retry
+    unusable: str = None             # why the Maildir could not be used at all
 
 
 class Trainer:
@@ -123,7 +125,14 @@ class Trainer:
         if created:
             log.info("%s: created %s in %s (%s layout)", self.box.name,
                      ", ".join(maildir.display(f, "", "") for f in created), self.box.maildir, self.layout)
-        self._subscribe(maildir, [f for f, _ in LEARN_FOLDERS])
+        folders = [f for f, _ in LEARN_FOLDERS]
+        # A spam folder that exists already (Junk made by a recipe or by the
+        # user) is subscribed too, or clients that list only subscribed
+        # folders never show where learned spam goes.
+        if self.box.spam_action == "move" and _is_dir(maildir.fd, md.folder_dirname(self.box.spam_folder,
+                                                                                     self.layout)):
+            folders.append(self.box.spam_folder)
+        self._subscribe(maildir, folders)
         self.prepared = True
 
     def _subscribe(self, maildir, folders) -> None:
@@ -148,7 +157,8 @@ class Trainer:
         try:
             maildir = md.Maildir(self.box.maildir, self.layout, self.box.uid)
         except (OSError, md.Refused) as err:
-            self._problem(f"cannot open Maildir {self.box.maildir}: {_why(err)}; will look again")
+            result.unusable = f"cannot open Maildir {self.box.maildir}: {_why(err)}"
+            self._problem(f"{result.unusable}; will look again")
             result.retry_at = now + self.retry
             return result
         with maildir:
@@ -159,7 +169,8 @@ class Trainer:
                 self._last_problem = None
             except (OSError, md.Refused) as err:
                 self.prepared = False
-                self._problem(f"cannot set up the learn folders in {self.box.maildir}: {_why(err)}")
+                result.unusable = f"cannot set up the learn folders in {self.box.maildir}: {_why(err)}"
+                self._problem(result.unusable)
                 result.retry_at = now + self.retry
                 return result
             start = 0
@@ -390,6 +401,13 @@ def _exists(dir_fd: int, name: str) -> bool:
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         return True
+    except OSError:
+        return False
+
+
+def _is_dir(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
         return False
 

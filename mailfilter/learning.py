@@ -32,7 +32,7 @@ class LearnResult:
     def __init__(self, digest, label, action, pr_before, pr_after):
         self.digest = digest
         self.label = label            # "spam" or "good"
-        self.action = action          # "learned", "corrected" or "skipped"
+        self.action = action          # "learned", "corrected", "skipped"; "undone", "unknown"
         self.pr_before = pr_before
         self.pr_after = pr_after
 
@@ -103,6 +103,7 @@ class Session:
         self.fresh = fresh
         self.cache = cache            # trainingcache.TrainingCache, or None
         self.rows = []                # (digest, label, pr_before) to record
+        self.forgotten = []           # digests undone: their rows and cache entries go
         self._pending = {}            # digest -> label taught in this session
         self._writer = None
 
@@ -119,10 +120,14 @@ class Session:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
-            if exc_type is None and (self.rows or self.fresh):
+            if exc_type is None and (self.rows or self.fresh or self.forgotten):
                 if self.cache is not None:
                     self.cache.flush()
-                self._writer.commit(self.model, self.rows, replace_ledger=self.fresh)
+                    self.cache.forget(self.forgotten)
+                # forget= only when there is something to forget: a store
+                # that predates undo still commits every other session.
+                extra = {"forget": self.forgotten} if self.forgotten else {}
+                self._writer.commit(self.model, self.rows, replace_ledger=self.fresh, **extra)
         finally:
             try:
                 self._writer.__exit__(exc_type, exc, tb)
@@ -135,11 +140,12 @@ class Session:
         """What digest was taught as, in this session or before. prefix_digest:
         the message's content_digest, looked up in rows older than
         whole-message digests when it differs from digest."""
-        if self.fresh:          # a new model knows only what this session taught
-            return self._pending.get(digest)
+        if self.fresh or digest in self.forgotten:      # a new model, or undone here:
+            return self._pending.get(digest)            # only what this session taught
         label = self._pending.get(digest) or self._writer.label_of(digest)
-        if label is None and prefix_digest and prefix_digest != digest:
-            label = self._writer.legacy_label_of(prefix_digest)
+        if label is None and prefix_digest and prefix_digest != digest and prefix_digest not in self.forgotten:
+            record = self._writer.legacy_record_of(prefix_digest)
+            label = record[0] if record else None
         return label
 
     def learn(self, raw: bytes, is_spam: bool, digest: str = None) -> LearnResult:
@@ -180,10 +186,54 @@ class Session:
             return LearnResult(digest, label, "skipped", before, before)
         teach(self.model, ids, is_spam, self.config, self.policy)
         self.rows.append((digest, label, before))
+        if digest in self.forgotten:          # undone earlier in this session, taught again
+            self.forgotten.remove(digest)
         self._pending[digest] = label
         if self.cache is not None and raw is not None:
             self.cache.add(digest, label, raw)
         return LearnResult(digest, label, "corrected" if previous else "learned", before, self.model.pr(ids))
+
+    def undo(self, raw: bytes, digest: str = None) -> LearnResult:
+        """Take back what the user taught about one message (command mail's
+        `undo`): its score goes back to the pR it had just before its latest
+        teaching, as the ledger recorded it, and the ledger and the training
+        cache forget it, so a later rebuild leaves it out.
+
+        Not a replay backwards: the per-feature step sizes depend on all that
+        was taught since, so no update can be subtracted exactly. Moving this
+        message's own score (Model.shift_to, as corrections do) is exact for
+        the message, touches only its word features, and lands the same when
+        repeated. The exact undo is `mailfilter rebuild`, which no longer
+        sees the message. action "unknown": the ledger never heard of it.
+        """
+        if digest is None:
+            digest = message_digest(raw)
+        block = scan_header(raw)
+        prefix_digest = content_digest(raw, block)
+        raw = classify_prefix(strip_our_headers(raw, block))
+        _, ids = self.classifier.features(raw)
+        before = self.model.pr(ids)
+        record = None
+        for row in reversed(self.rows):
+            if row[0] == digest:
+                record = (row[1], row[2])
+                break
+        key = digest                # the row to forget
+        if record is None and digest not in self.forgotten:
+            record = self._writer.record_of(digest)
+            if record is None and prefix_digest != digest and prefix_digest not in self.forgotten:
+                record = self._writer.legacy_record_of(prefix_digest)      # a ledger from before
+                key = prefix_digest
+        if record is None:
+            return LearnResult(digest, None, "unknown", before, before)
+        label, pr_before = record
+        if pr_before is None:       # a row without its old score: back to undecided
+            pr_before = (self.config.spam_threshold + self.config.good_threshold) / 2
+        self.model.shift_to(ids, pr_before)
+        self.rows = [row for row in self.rows if row[0] != digest]
+        self._pending.pop(digest, None)
+        self.forgotten.append(key)
+        return LearnResult(digest, label, "undone", before, self.model.pr(ids))
 
     def reinforce(self, ids, is_spam: bool) -> bool:
         """Another pass over a message already taught in this session (train

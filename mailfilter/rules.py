@@ -1,4 +1,4 @@
-"""priolist.mfp: the admin's and user's own rules, CRM114-compatible.
+r"""priolist.mfp: the admin's and user's own rules, CRM114-compatible.
 
     # comment
     +regex      the message is GOOD if regex matches

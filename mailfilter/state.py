@@ -1,6 +1,7 @@
 """The per-user state directory: where it is, what is in it, and its config.
 
-    --home DIR, else $MAILFILTER_HOME, else ~/.mailfilter
+    --home DIR, else $MAILFILTER_HOME, else ~/.local/share/mailfilter
+    (or ~/.mailfilter, when that is a directory from an older release)
 
 It is created 0700 on first use: the model reveals what a user's mail says.
 The config file is `mailfilter.conf` in that directory, `key = value` lines,
@@ -47,6 +48,11 @@ class Config:
         # ~20,000 typical messages compressed.
         "cache_max_messages": (int, 20000),
         "cache_max_mb": (float, 200.0),
+        # The password of command mail (commandmail.py): `command SECRET spam`
+        # trains from any mail client. Empty: no command mail. Read only from
+        # the user's own file, never the system-wide one (shared by all).
+        # `mailfilter command-secret` makes one.
+        "command_secret": (str, ""),
     }
 
     # name -> (lowest, highest) accepted in a config file; NaN and the
@@ -71,7 +77,8 @@ class Config:
             raise TypeError(f"unknown settings: {', '.join(overrides)}")
 
     def __repr__(self):
-        return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.KEYS) + ")"
+        return "Config(" + ", ".join(f"{k}={'***' if k == 'command_secret' else getattr(self, k)!r}"
+                                     for k in self.KEYS) + ")"
 
 
 class NotRegular(OSError):
@@ -157,6 +164,34 @@ def _check_range(path, number, key, typed, text) -> None:
         raise ConfigError(f"{path}:{number}: {key} must be between {low:g} and {high:g}, got {text!r}")
 
 
+# The default, below the account's home directory. ~/.mailfilter is
+# maildrop's filter file (and ~/.mailfilters/ its include directory), so
+# our state lives in the XDG data directory: the model is data the user
+# made, not a cache. $XDG_DATA_HOME is deliberately not read: procmail and
+# maildrop don't see the login environment, so the filter would use one
+# directory and the user's own `mailfilter train` another.
+DEFAULT_DIR = os.path.join(".local", "share", "mailfilter")
+# mailfilter 0.1 used this; a directory there is still ours.
+LEGACY_DIR = ".mailfilter"
+
+
+def default_home(account_home: str) -> str:
+    """The state directory of the account whose home is account_home.
+
+    An existing ~/.mailfilter DIRECTORY (an older release's state) keeps
+    being used until the user moves it; a ~/.mailfilter FILE is maildrop's
+    and is never touched. Moving it automatically is not safe: a delivery
+    or a trainer holding the old path mid-commit would lose its write.
+    One stat on the per-message path once the new directory exists.
+    """
+    current = os.path.join(account_home, DEFAULT_DIR)
+    if not os.path.isdir(current):
+        legacy = os.path.join(account_home, LEGACY_DIR)
+        if os.path.isdir(legacy):
+            return legacy
+    return current
+
+
 def resolve_home(home=None) -> str:
     if home:
         return os.path.abspath(home)
@@ -165,12 +200,12 @@ def resolve_home(home=None) -> str:
         return os.path.abspath(env)
     user_home = os.path.expanduser("~")
     if not os.path.isabs(user_home):
-        # HOME unset (or empty, or relative) and no passwd entry for the uid:
+        # HOME unset (or relative) and no passwd entry for the uid:
         # expanduser gives "~" back, and the state went to ./~/.mailfilter,
         # wherever the process happened to run (issue 14).
         raise ConfigError(f"no home directory for uid {os.getuid()} (HOME is unset or not absolute, "
                           f"and no passwd entry gives one): set HOME or MAILFILTER_HOME, or use --home DIR")
-    return os.path.join(user_home, ".mailfilter")
+    return default_home(user_home)
 
 
 class State:

@@ -68,24 +68,25 @@ def recipe(path, text):
 
 def run_procmail(rcfile, maildir, home, data, command=None):
     # procmail sets HOME from the password file, so the recipe's
-    # MAILDIR=$HOME/Maildir is pointed at the test's Maildir, as if this
-    # user's home were the test directory.
+    # $HOME/Maildir is pointed at the test's Maildir, as if this user's home
+    # were the test directory: contrib/procmailrc takes MAILDIR_ROOT from
+    # the environment, a test's own recipe gets it written in.
     with open(rcfile) as fh:
         text = fh.read()
     recipe(rcfile, text.replace("MAILDIR=$HOME/Maildir", f"MAILDIR={maildir}"))
     env = env_for(home)
-    env.update(MAILFILTER_CMD=command or filter_command(home))
+    env.update(MAILDIR_ROOT=str(maildir), MAILFILTER_CMD=command or filter_command(home))
     # -p: keep the environment (procmail clears it by default), so the
-    # recipe picks up MAILDIR and MAILFILTER_CMD from the test.
+    # recipe picks up MAILDIR_ROOT and MAILFILTER_CMD from the test.
     return subprocess.run([need("procmail"), "-p", "-m", rcfile], input=data, env=env,
-                          capture_output=True, timeout=60, cwd=maildir)
+                          capture_output=True, timeout=60, cwd=os.path.dirname(maildir))
 
 
 def run_maildrop(rcfile, maildir, home, data, command=None):
     env = env_for(home)
     env.update(MAILDIR_ROOT=str(maildir), MAILFILTER_CMD=command or filter_command(home))
     return subprocess.run([need("maildrop"), rcfile], input=data, env=env,
-                          capture_output=True, timeout=60, cwd=maildir)
+                          capture_output=True, timeout=60, cwd=os.path.dirname(maildir))
 
 
 PROCMAILRC = os.path.join(REPO, "contrib", "procmailrc")
@@ -244,3 +245,24 @@ def test_procmail_reads_on_past_a_cr_only_line():
                      b"From: a\r\nSubject: x\r\n\r\nbody\r\nX-CRM114-Status: GOOD\r\n"):
             assert run_procmail(rcfile, maildir, os.path.join(tmp, "h"), data, command="cat").returncode == 0
         assert len(os.listdir(os.path.join(maildir, ".Good", "new"))) == 2
+
+
+@pytest.mark.parametrize("agent", sorted(DELIVER))
+def test_contrib_recipe_makes_a_missing_maildir(agent, tmp_path, trained_home):
+    """A new account has no Maildir: the recipe makes it (and Junk) instead of
+    delivering into $HOME/new/ (procmail) or deferring forever (maildrop)."""
+    run, rcfile = DELIVER[agent]
+    rcfile = recipe(tmp_path / "rc", open(rcfile).read())
+    maildir = tmp_path / "home" / "Maildir"
+    os.makedirs(maildir.parent)
+    for data in (SPAM, GOOD):
+        result = run(rcfile, maildir, trained_home, data)
+        assert result.returncode == 0, result.stderr
+        assert b"Lock failure" not in result.stderr and b"Couldn't chdir" not in result.stderr, result.stderr
+    assert [status_of(m)[:4] for m in delivered(maildir)] == ["GOOD"]
+    assert [status_of(m)[:4] for m in delivered(maildir, ".Junk")] == ["SPAM"]
+    assert sorted(os.listdir(maildir.parent)) == ["Maildir"]          # nothing in $HOME/new
+    for folder in ("", ".Junk"):
+        for sub in ("cur", "new", "tmp"):
+            assert os.path.isdir(maildir / folder / sub), (folder, sub)
+    assert os.stat(maildir).st_mode & 0o077 == 0

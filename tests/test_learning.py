@@ -86,6 +86,47 @@ def test_our_headers_do_not_change_what_is_learned(state):
     assert first.digest == again.digest and again.action == "skipped"
 
 
+def test_undo_takes_the_score_back_and_forgets_the_message(state):
+    learning.learn_messages(state, config(), [(GOOD, False), (SPAM, True)])
+    taught, = learning.learn_messages(state, config(), [(TAUGHT_AS_SPAM, True)])
+    assert taught.action == "learned" and taught.pr_after < taught.pr_before
+    cache = TrainingCache(os.path.join(state.home, "cache.sqlite"), 100, 10 ** 8)
+    assert cache.lookup(taught.digest[:16])[1] == "spam"
+    with learning.session_for(state, config()) as session:
+        undone = session.undo(b"X-CRM114-Status: SPAM ( -3.00 )\n" + TAUGHT_AS_SPAM)
+    assert undone.action == "undone" and undone.label == "spam" and undone.digest == taught.digest
+    assert undone.pr_before == pytest.approx(taught.pr_after, abs=1e-4)
+    assert undone.pr_after == pytest.approx(taught.pr_before, abs=1e-3)
+    assert cache.lookup(taught.digest[:16]) is None                 # a rebuild leaves it out
+    with open_store(state, config()).writer() as writer:
+        writer.load_copy()
+        assert writer.record_of(taught.digest) is None
+        assert writer.label_of(content_digest(SPAM)) == "spam"        # the others stay
+    again, = learning.learn_messages(state, config(), [(TAUGHT_AS_SPAM, True)])
+    assert again.action == "learned"                                  # not "skipped": it was forgotten
+    cache.close()
+
+
+def test_undo_of_a_message_never_taught_changes_nothing(state):
+    learning.learn_messages(state, config(), [(GOOD, False)])
+    generation = open_store(state, config()).generation()
+    with learning.session_for(state, config()) as session:
+        result = session.undo(SPAM)
+    assert result.action == "unknown" and result.pr_after == result.pr_before
+    assert open_store(state, config()).generation() == generation
+
+
+def test_undo_then_learn_in_one_session_keeps_the_new_teaching(state):
+    learning.learn_messages(state, config(), [(SPAM, True)])
+    with learning.session_for(state, config()) as session:
+        session.undo(SPAM)
+        relearned = session.learn(SPAM, False)
+    assert relearned.action == "learned"
+    with open_store(state, config()).writer() as writer:
+        writer.load_copy()
+        assert writer.label_of(relearned.digest) == "good"
+
+
 # -- the training cache ---------------------------------------------------------------
 
 def test_cache_keeps_the_newest_within_both_bounds(tmp_path):
@@ -104,6 +145,22 @@ def test_cache_keeps_the_newest_within_both_bounds(tmp_path):
     small.flush()
     assert [d for d, _, _ in small.entries()] == []            # each alone is over 1 byte
     small.close()
+
+
+def test_cache_lookup_by_cache_id_and_forget(tmp_path):
+    cache = TrainingCache(str(tmp_path / "cache.sqlite"), max_messages=10, max_bytes=10 ** 8)
+    cache.add("abcdef0123456789" + "0" * 48, "spam", b"Subject: a\n\na\n")
+    cache.add("abcdef0123456789" + "1" * 48, "good", b"Subject: b\n\nb\n")   # shares 64 bits
+    cache.add("0123456789abcdef" + "2" * 48, "good", b"Subject: c\n\nc\n")
+    cache.flush()
+    assert cache.lookup("0123456789ABCDEF") == ("0123456789abcdef" + "2" * 48, "good", b"Subject: c\n\nc\n")
+    assert cache.lookup("abcdef0123456789") is None          # two match: no guess
+    assert cache.lookup("abcdef0123456789" + "1" * 48)[1] == "good"
+    for bad in ("", "0123", "zz23456789abcdef", "0123456789abcdef'--", "%"):
+        assert cache.lookup(bad) is None
+    cache.forget(["0123456789abcdef" + "2" * 48])
+    assert cache.lookup("0123456789abcdef") is None and len(cache) == 2
+    cache.close()
 
 
 def test_cache_holds_what_the_classifier_reads_and_nothing_unflushed_survives(tmp_path):

@@ -839,3 +839,28 @@ def test_a_non_utf8_name_reaches_syslog(tmp_path):
         handler.close()
         server.close()
     assert all(b"2.M2P2.\\xff\\xfe" in g for g in got), got
+
+
+def test_an_existing_junk_folder_is_subscribed(box):
+    """Issue 11: a Junk folder made before the trainer ran (by a recipe) was
+    never subscribed, so clients that list subscribed folders hid it."""
+    maildir, home, _ = box
+    make_maildir(junk(maildir))
+    with open(os.path.join(maildir, "subscriptions"), "wb") as fh:
+        fh.write(b"V\t2\n\nSent\n")
+    r = subprocess.run(TRAINER + user_args(maildir, home, "--once", "--log", "stderr"),
+                       env=env_for(None), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert open(os.path.join(maildir, "subscriptions"), "rb").read() == \
+        b"V\t2\n\nSent\nlearn-spam\nlearn-good\nJunk\n"
+
+
+def test_once_with_a_missing_maildir_fails_loudly(tmp_path):
+    """Issue 11: `--once` exited 0 with no Maildir, so a cron job stayed
+    broken in silence. It exits 66 and says how to fix it."""
+    missing = tmp_path / "no-such" / "Maildir"
+    r = subprocess.run(TRAINER + user_args(missing, tmp_path / "state", "--once", "--log", "stderr"),
+                       env=env_for(None), capture_output=True, timeout=60)
+    assert r.returncode == 66, r.stderr
+    err = r.stderr.decode()
+    assert f"cannot open Maildir {missing}" in err and "maildirmake" in err, err

@@ -86,8 +86,8 @@ def child_uids(parent_pid):
 def test_root_serves_two_users_each_as_itself_and_refuses_cross_user_links(two_users, tmp_path):
     alice, bob = two_users
     a_dir, b_dir = user_maildir(alice), user_maildir(bob)
-    a_home = os.path.join(alice.pw_dir, ".mailfilter")
-    b_home = os.path.join(bob.pw_dir, ".mailfilter")
+    a_home = os.path.join(alice.pw_dir, ".local", "share", "mailfilter")
+    b_home = os.path.join(bob.pw_dir, ".local", "share", "mailfilter")
     conf = tmp_path / "maildir-train.conf"
     conf.write_text(f"# two test users\n*  spam-folder=Junk\n{alice.pw_name}\n{bob.pw_name}  layout=maildir++\n")
 
@@ -218,7 +218,7 @@ def test_everything_is_loaded_before_the_switch_so_an_unreadable_install_still_l
     assert done.returncode == 0, log
     assert "cannot be learned" not in log and " 0 refused" in log, log
     assert contents(junk(maildir)) == [spam], log
-    home = os.path.join(alice.pw_dir, ".mailfilter")
+    home = os.path.join(alice.pw_dir, ".local", "share", "mailfilter")
     assert ledger_rows(home) == [(digest(spam), "spam")]
 
 

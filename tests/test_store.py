@@ -117,8 +117,27 @@ def test_one_writer_at_a_time(store):
 def test_writer_is_the_documented_interface(store):
     writer = store.writer()
     assert isinstance(writer, StoreWriter)
-    for name in ("load_copy", "label_of", "commit", "__enter__", "__exit__"):
+    for name in ("load_copy", "label_of", "record_of", "commit", "__enter__", "__exit__"):
         assert callable(getattr(writer, name))
+
+
+def test_ledger_keeps_the_score_before_and_forgets_on_commit(store):
+    """What command mail's undo needs: the label and the pR before the latest
+    teaching, and rows dropped in the commit that undoes them."""
+    with store.writer() as writer:
+        model = writer.load_copy()
+        assert writer.record_of("d1") is None
+        writer.commit(model, [("d1", "spam", -0.5), ("d2", "good", 0.25)])
+    with store.writer() as writer:
+        model = writer.load_copy()
+        assert writer.record_of("d1") == ("spam", -0.5) and writer.record_of("d2") == ("good", 0.25)
+        _teach(model)
+        writer.commit(model, [], forget=["d1"])
+    assert store.generation() == 2 and store.open_for_reading().pr(IDS) == model.pr(IDS)
+    with store.writer() as writer:
+        writer.load_copy()
+        assert writer.record_of("d1") is None and writer.label_of("d1") is None
+        assert writer.label_of("d2") == "good"
 
 
 # -- the file store's own format ------------------------------------------------------

@@ -53,12 +53,17 @@ def main(argv, prog) -> int:
         print(f"mailfilter eval: {err}", file=sys.stderr)
         return exitcodes.DATAERR
     try:
-        if args.home:
+        if args.save:
+            state, config = common.state_for_writing(args, prog)
+        elif args.home:
             state, config = common.state_and_config(args.home)
         else:
             config = Config()
     except ConfigError as err:
         return common.config_error_exit(err)
+    except MailfilterError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return err.code
 
     out = open(args.results, "w", encoding="utf-8") if args.results else None
     bar = None

@@ -13,8 +13,10 @@ such interface; SpamBayes runs one test class over every storage class):
                                 (fresh=True: an empty one, for a rebuild),
       w.label_of(digest)        what the ledger says this message was taught
                                 (digest: rawmail.message_digest, the whole message),
+      w.record_of(digest)       that label and the score before the teaching,
       w.commit(model, rows)     generation + 1, the ledger rows and the model
-                                saved together, or nothing at all.
+                                saved together, or nothing at all;
+                                forget=digests also drops those rows (undo).
 
 Only mailfilter.learning calls writer(): that is the one write path. The
 classifier and the model know nothing of files, locks or Redis.
@@ -57,15 +59,22 @@ class StoreWriter:
     def label_of(self, digest: str):
         raise NotImplementedError
 
-    def legacy_label_of(self, prefix_digest: str):
-        """The label a row written before whole-message digests (issue 14)
-        holds under this rawmail.content_digest. A store born after that has
+    def record_of(self, digest: str):
+        """(label, pr_before) the ledger holds for digest, or None. pr_before
+        is the model's pR just before its latest teaching (None if unknown)."""
+        raise NotImplementedError
+
+    def legacy_record_of(self, prefix_digest: str):
+        """record_of a row written before whole-message digests (issue 14),
+        keyed by this rawmail.content_digest. A store born after that has
         none: this default."""
         return None
 
-    def commit(self, model, rows, replace_ledger: bool = False) -> None:
+    def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
         """rows: (digest, label, pr_before) of each message this commit taught.
-        replace_ledger: the rows are the whole ledger from now on (rebuild)."""
+        replace_ledger: the rows are the whole ledger from now on (rebuild).
+        forget: digests whose rows go, after the model is saved (an undo: a
+        crash in between leaves the row, and a repeated undo lands the same)."""
         raise NotImplementedError
 
 

@@ -85,10 +85,16 @@ class FileWriter(StoreWriter):
     def label_of(self, digest: str):
         return self.ledger.label_of(digest)
 
-    def legacy_label_of(self, prefix_digest: str):
-        return self.ledger.legacy_label_of(prefix_digest)
+    def record_of(self, digest: str):
+        return self.ledger.record_of(digest)
 
-    def commit(self, model, rows, replace_ledger: bool = False) -> None:
+    def legacy_record_of(self, prefix_digest: str):
+        return self.ledger.legacy_record_of(prefix_digest)
+
+    def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
         model.generation += 1
         self.ledger.record(rows, model.generation, replace_all=replace_ledger)
         replace(self.store.model_path, modelfile.chunks(model, self.store.features), 0o600)
+        if forget:
+            # After the model: rows are dropped only once the undone model stands.
+            self.ledger.forget(forget)

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS trained (
 # default) hold rawmail.content_digest, which covers only the header and
 # 256 KiB of body: a spam sharing that with a good message was taken for it.
 # The two agree for every message no longer than that; for a longer one a
-# legacy row is still found through its prefix digest (legacy_label_of),
+# legacy row is still found through its prefix digest (legacy_record_of),
 # and only a legacy row, so the prefix can't be abused for new rows.
 
 
@@ -52,12 +52,22 @@ class Ledger:
         row = self.db.execute("SELECT label FROM trained WHERE digest = ?", (digest,)).fetchone()
         return row[0] if row else None
 
-    def legacy_label_of(self, prefix_digest: str):
-        """The label of a row written before whole-message digests, by the
+    def legacy_record_of(self, prefix_digest: str):
+        """record_of a row written before whole-message digests, by the
         content_digest it was keyed on; never a row written since."""
-        row = self.db.execute("SELECT label FROM trained WHERE digest = ? AND whole = 0",
+        row = self.db.execute("SELECT label, pr_before FROM trained WHERE digest = ? AND whole = 0",
                               (prefix_digest,)).fetchone()
-        return row[0] if row else None
+        return (row[0], row[1]) if row else None
+
+    def record_of(self, digest: str):
+        row = self.db.execute("SELECT label, pr_before FROM trained WHERE digest = ?", (digest,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def forget(self, digests) -> None:
+        """Drop the rows of digests (an undo), in one transaction."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM trained WHERE digest = ?", [(d,) for d in digests])
 
     def record(self, rows, generation: int, replace_all: bool = False) -> None:
         """rows: (digest, label, pr_before). One transaction. replace_all:
