@@ -819,7 +819,6 @@ def test_a_non_utf8_name_reaches_syslog(tmp_path):
     import logging.handlers
     import socket as socket_module
     sys.path.insert(0, REPO)
-    from maildir_train.maildir import shown
     from maildir_train.service import _Formatter
     address = str(tmp_path / "log.sock")
     server = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
@@ -831,9 +830,8 @@ def test_a_non_utf8_name_reaches_syslog(tmp_path):
     try:
         name = os.fsdecode(b"2.M2P2.\xff\xfe:2,S")
         logger.warning("alice: refused %s: owned by uid 0", name)       # raw, as any caller might
-        logger.warning("alice: refused %s: not a regular file", shown(name))
         server.settimeout(5)
-        got = [server.recv(4096), server.recv(4096)]
+        got = [server.recv(4096)]
     finally:
         logger.removeHandler(handler)
         handler.close()
