@@ -42,7 +42,8 @@ what it does with a message:
   kept. A message learned before with the same label is only filed; with the
   other label it is a correction. A message that can't be filed stays where it
   is and is retried. Symbolic links, non-files and files the user doesn't own
-  are refused and left alone. tmp/ is ignored until the file is renamed.
+  are refused and left alone, once (remembered in maildir-train.refused
+  in the state directory). tmp/ is ignored until the file is renamed.
 
 config file (--config), one mailbox per line:
   *      layout=auto spam-folder=Junk             # defaults

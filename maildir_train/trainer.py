@@ -263,7 +263,7 @@ class Trainer:
         used = 0
         for key, inode, label in entries:
             folder, sub, name = key
-            if loaded and held + _size(maildir.subdir(folder, sub), name) > BATCH_BYTES:
+            if loaded and held + _size(maildir, folder, sub, name) > BATCH_BYTES:
                 break       # what is held of a message is at most its size
             used += 1
             try:
@@ -390,10 +390,10 @@ class Trainer:
         log.warning("%s: %s; left in place, retrying in %.0f s", self.box.name, text, self.retry)
 
 
-def _size(dir_fd: int, name: str) -> int:
+def _size(maildir, folder: str, sub: str, name: str) -> int:
     try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_size
-    except OSError:
+        return os.stat(name, dir_fd=maildir.subdir(folder, sub), follow_symlinks=False).st_size
+    except (OSError, md.Refused):
         return 0            # gone, or not ours to look at: read_message will say
 
 
