@@ -147,8 +147,10 @@ class Session:
             label = record[0] if record else None
         return label
 
-    def learn(self, raw: bytes, is_spam: bool, digest: str = None) -> LearnResult:
-        """Teach one raw message, as `mailfilter learn` does.
+    def learn(self, raw: bytes, is_spam: bool, dedupe: bool = True, digest: str = None) -> LearnResult:
+        """Teach one raw message, as `mailfilter learn` does. dedupe=False
+        teaches it even when the ledger knows it with this label (the TREC
+        protocol, for `eval --spamd` through the daemon's TELL).
 
         raw may be only the prefix of the message (rawmail.MessageReader's,
         as the trainer reads it); digest is then the whole message's
@@ -164,7 +166,7 @@ class Session:
         # keeps that much) teaches it the same way again.
         raw = classify_prefix(raw)
         _, ids = self.classifier.features(raw)
-        return self.teach(digest, ids, is_spam, raw, prefix_digest=prefix_digest)
+        return self.teach(digest, ids, is_spam, raw, dedupe=dedupe, prefix_digest=prefix_digest)
 
     def teach(self, digest: str, ids, is_spam: bool, raw: bytes = None, dedupe: bool = True,
               prefix_digest: str = None) -> LearnResult:
@@ -258,7 +260,7 @@ def learn_messages(state, config, messages, progress=None):
     results = []
     with session_for(state, config) as session:
         for raw, is_spam, *digest in messages:      # (raw, is_spam[, message_digest])
-            results.append(session.learn(raw, is_spam, *digest))
+            results.append(session.learn(raw, is_spam, digest=digest[0] if digest else None))
             if progress:
                 progress(results[-1])
     return results
