@@ -42,7 +42,8 @@ what it does with a message:
   kept. A message learned before with the same label is only filed; with the
   other label it is a correction. A message that can't be filed stays where it
   is and is retried. Symbolic links, non-files and files the user doesn't own
-  are refused and left alone. tmp/ is ignored until the file is renamed.
+  are refused and left alone, once (remembered in maildir-train.refused
+  in the state directory). tmp/ is ignored until the file is renamed.
 
 config file (--config), one mailbox per line:
   *      layout=auto spam-folder=Junk             # defaults
@@ -130,10 +131,22 @@ def _seconds(value: str) -> float:
 class _Formatter(logging.Formatter):
     """'maildir-train[pid]: text', with 'warning: '/'error: ' where it matters."""
 
+    def formatMessage(self, record):
+        # One record, one line: a newline in a file name (or any text that
+        # came from a user's folder) must not forge a log line of its own.
+        record.message = record.message.replace("\r", "\\r").replace("\n", "\\n")
+        return super().formatMessage(record)
+
     def format(self, record):
         text = super().format(record)
         if record.levelno >= logging.WARNING:
             text = f"{record.levelname.lower()}: {text}"
+        # A lone surrogate (a non-UTF-8 file name) made SysLogHandler's
+        # encode fail and drop the whole line.
+        try:        # the name's own bytes as \xNN
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         return f"maildir-train[{record.process}]: {text}"
 
 

@@ -10,10 +10,11 @@ import os
 
 from . import features, rules, view
 from .model import Model
-from .rawmail import HeaderBlock, header_bytes, normalized, rewrite_header, scan_header
+from .rawmail import HeaderBlock, normalized, rewrite_header, scan_header
 from .state import Config
 
 FORCED_PR = 999.99
+_INF = float("inf")
 
 
 class Verdict:
@@ -59,7 +60,7 @@ def recipient_of(view_headers, env=os.environ):
 
 def rules_text(data: bytes, block: HeaderBlock, message_view) -> str:
     """What priolist rules match against: unfolded headers, blank line, text."""
-    head = header_bytes(data, block)[: rules.MAX_MATCH_CHARS]
+    head = data[block.start:min(block.end, block.start + rules.MAX_MATCH_CHARS)]
     head_text = normalized(head).decode("utf-8", "replace")
     head_text = head_text.replace("\n ", " ").replace("\n\t", " ")
     return head_text + "\n\n" + "\n".join(message_view.texts)
@@ -95,6 +96,12 @@ class Classifier:
             if rule is not None:
                 return Verdict("GOOD" if rule.good else "SPAM", FORCED_PR if rule.good else -FORCED_PR, rule)
         pr = self.model.pr(ids)
+        if pr != pr or pr in (_INF, -_INF):
+            # The filter never scans the whole model (38 ms of an 8 MB one);
+            # a non-finite score is the sign, and the pipeline turns this
+            # into UNSURE ( 0.00 ) with the line logged.
+            from .store import ModelError
+            raise ModelError("the model holds infinite or NaN weights: run `mailfilter rebuild`")
         if not self.model.trained:
             # A model never taught has no opinion: not GOOD ( 0.00 ), which
             # a good_threshold of 0 would make of it.

@@ -16,7 +16,7 @@ from . import exitcodes
 from .errors import InputError
 from .learning import Teacher
 from .pipeline import read_file
-from .rawmail import content_digest
+from .rawmail import read_digested
 
 
 class EvalResult:
@@ -48,6 +48,12 @@ def read_index(index_path: str, limit=None):
     return entries
 
 
+def file_digest(path: str) -> str:
+    """rawmail.message_digest of the message in a file, streamed."""
+    with open(path, "rb") as fh:
+        return read_digested(fh.read)[1]
+
+
 def run(classifier, entries, on_result=None, session=None) -> EvalResult:
     """The protocol over entries. session: a learning.Session whose model is
     classifier.model, to record what is taught (eval --save)."""
@@ -64,7 +70,8 @@ def run(classifier, entries, on_result=None, session=None) -> EvalResult:
         if session is None:
             teacher.teach(ids, is_spam)
         else:
-            session.teach(content_digest(data), ids, is_spam, raw=data, dedupe=False)
+            # The ledger keys on the whole message: read on through it.
+            session.teach(file_digest(path), ids, is_spam, raw=data, dedupe=False)
         result.paths.append(rel)
         result.is_spam.append(is_spam)
         result.scores.append(verdict.spamminess)

@@ -9,18 +9,24 @@ and then builds on their result, so nothing one writer taught is lost to
 another (two separate read-modify-write paths once lost a learn for good:
 tests/test_learning.py).
 
-A message is identified by rawmail.content_digest (our X-CRM114-* headers
-stripped, line endings normalised), so the delivered copy of a message trains
-exactly like the original. The same message with the same label again is
-skipped; with the other label it is a correction.
+A message is identified by rawmail.message_digest: the whole message, our
+X-CRM114-* headers stripped, line endings normalised, so the delivered copy
+of a message trains exactly like the original. The same message with the
+same label again is skipped; with the other label it is a correction.
+(Before issue 14 the ledger keyed on rawmail.content_digest, the header and
+256 KiB of body: a spam sharing that with a good message "corrected" it.
+The two digests agree for any message no longer than that; a longer one
+is still found in an old ledger by its content_digest, in old rows only.)
 """
 
 import random
+import sqlite3
 from collections import deque
+from math import isfinite
 
 from .classifier import Classifier, label_for
 from .model import TrainPolicy
-from .rawmail import classify_prefix, content_digest, strip_our_headers
+from .rawmail import classify_prefix, content_digest, message_digest, scan_header, strip_our_headers
 
 
 class LearnResult:
@@ -61,6 +67,7 @@ def teach(model, ids, is_spam: bool, config, policy: TrainPolicy, arrays=None, r
         model.shift_to(ids, config.spam_threshold - INSIST_BEYOND if is_spam
                        else config.good_threshold + INSIST_BEYOND)
         changed = True
+    _check_finite(model, ids)
     return changed
 
 
@@ -149,12 +156,21 @@ class CachedHistory:
 
     def __len__(self) -> int:
         if self._seqs is None:
-            self._seqs = self.cache.newest(REHEARSE_WINDOW)
+            try:
+                self._seqs = self.cache.newest(REHEARSE_WINDOW)
+            except (OSError, sqlite3.Error):
+                # Rehearsal is a help, not a duty: an unreadable cache (a
+                # full disk can't even open its journal) leaves it to what
+                # this session taught; the commit will report the disk.
+                self._seqs = []
         return len(self._seqs)
 
     def get(self, i: int):
         if i not in self._parsed:
-            entry = self.cache.entry(self._seqs[i])
+            try:
+                entry = self.cache.entry(self._seqs[i])
+            except (OSError, sqlite3.Error):
+                entry = None
             if entry is None:
                 self._parsed[i] = None
             else:
@@ -167,6 +183,24 @@ def _arrays(ids):
     from .model import _numpy
     np = _numpy()
     return tuple(np.fromiter(f, np.int32, len(f)) for f in ids)
+
+
+def _check_finite(model, ids) -> None:
+    """Refuse an update that left a weight this message touches infinite or
+    NaN, whatever the settings (issue 14: `spam_threshold = -inf` once
+    wrote -inf into the model, and every later message scored -inf). The
+    caller's session then commits nothing: the stored model stays as it
+    was. The message's score is the exact fsum of those weights, so it is
+    finite exactly when they all are: one sum, no second pass. (The step
+    sizes are checked whole when the model is written: modelfile.chunks.)"""
+    try:
+        if isfinite(model.logit(ids)):
+            return
+    except (ValueError, OverflowError):     # fsum of +inf and -inf
+        pass
+    from .store import ModelError
+    raise ModelError("learning this message would make the model's weights infinite or NaN; nothing "
+                     "was saved (check spam_threshold, good_threshold and learn_margin)")
 
 
 class Session:
@@ -227,27 +261,45 @@ class Session:
                     self.cache.close()
         return False
 
-    def known_label(self, digest: str):
+    def known_label(self, digest: str, prefix_digest: str = None):
+        """What digest was taught as, in this session or before. prefix_digest:
+        the message's content_digest, looked up in rows older than
+        whole-message digests when it differs from digest."""
         if self.fresh or digest in self.forgotten:      # a new model, or undone here:
             return self._pending.get(digest)            # only what this session taught
-        return self._pending.get(digest) or self._writer.label_of(digest)
+        label = self._pending.get(digest) or self._writer.label_of(digest)
+        if label is None and prefix_digest and prefix_digest != digest and prefix_digest not in self.forgotten:
+            record = self._writer.legacy_record_of(prefix_digest)
+            label = record[0] if record else None
+        return label
 
-    def learn(self, raw: bytes, is_spam: bool, dedupe: bool = True) -> LearnResult:
+    def learn(self, raw: bytes, is_spam: bool, dedupe: bool = True, digest: str = None) -> LearnResult:
         """Teach one raw message, as `mailfilter learn` does. dedupe=False
         teaches it even when the ledger knows it with this label (the TREC
-        protocol, for `eval --spamd` through the daemon's TELL)."""
-        raw = strip_our_headers(raw)
-        digest = content_digest(raw)
+        protocol, for `eval --spamd` through the daemon's TELL).
+
+        raw may be only the prefix of the message (rawmail.MessageReader's,
+        as the trainer reads it); digest is then the whole message's
+        rawmail.message_digest, computed as it streamed.
+        """
+        if digest is None:
+            digest = message_digest(raw)
+        block = scan_header(raw)
+        prefix_digest = content_digest(raw, block)
+        raw = strip_our_headers(raw, block)
         # The features of what the filter read of it, so the message is
         # taught as it was classified, and a rebuild from the cache (which
         # keeps that much) teaches it the same way again.
         raw = classify_prefix(raw)
         _, ids = self.classifier.features(raw)
-        return self.teach(digest, ids, is_spam, raw, dedupe=dedupe)
+        return self.teach(digest, ids, is_spam, raw, dedupe=dedupe, prefix_digest=prefix_digest)
 
-    def teach(self, digest: str, ids, is_spam: bool, raw: bytes = None, dedupe: bool = True) -> LearnResult:
+    def teach(self, digest: str, ids, is_spam: bool, raw: bytes = None, dedupe: bool = True,
+              prefix_digest: str = None) -> LearnResult:
         """Teach a message whose features are already computed (eval, train).
 
+        digest: rawmail.message_digest of the whole message; prefix_digest
+        its content_digest, for ledgers from before (known_label).
         raw, our headers stripped, goes to the training cache if there is one.
         dedupe=False teaches even a message the ledger knows with this label:
         the TREC protocol (eval) trains every message it is given.
@@ -255,7 +307,7 @@ class Session:
         label = "spam" if is_spam else "good"
         # Without dedupe the ledger is not asked: eval --save then needs no
         # ledger until its commit.
-        previous = self.known_label(digest) if dedupe else None
+        previous = self.known_label(digest, prefix_digest) if dedupe else None
         before = self.model.pr(ids)
         if previous == label:
             return LearnResult(digest, label, "skipped", before, before)
@@ -268,7 +320,7 @@ class Session:
             self.cache.add(digest, label, raw)
         return LearnResult(digest, label, "corrected" if previous else "learned", before, self.model.pr(ids))
 
-    def undo(self, raw: bytes) -> LearnResult:
+    def undo(self, raw: bytes, digest: str = None) -> LearnResult:
         """Take back what the user taught about one message (command mail's
         `undo`): its score goes back to the pR it had just before its latest
         teaching, as the ledger recorded it, and the ledger and the training
@@ -281,8 +333,11 @@ class Session:
         repeated. The exact undo is `mailfilter rebuild`, which no longer
         sees the message. action "unknown": the ledger never heard of it.
         """
-        raw = classify_prefix(strip_our_headers(raw))
-        digest = content_digest(raw)
+        if digest is None:
+            digest = message_digest(raw)
+        block = scan_header(raw)
+        prefix_digest = content_digest(raw, block)
+        raw = classify_prefix(strip_our_headers(raw, block))
         _, ids = self.classifier.features(raw)
         before = self.model.pr(ids)
         record = None
@@ -290,8 +345,12 @@ class Session:
             if row[0] == digest:
                 record = (row[1], row[2])
                 break
+        key = digest                # the row to forget
         if record is None and digest not in self.forgotten:
             record = self._writer.record_of(digest)
+            if record is None and prefix_digest != digest and prefix_digest not in self.forgotten:
+                record = self._writer.legacy_record_of(prefix_digest)      # a ledger from before
+                key = prefix_digest
         if record is None:
             return LearnResult(digest, None, "unknown", before, before)
         label, pr_before = record
@@ -300,7 +359,7 @@ class Session:
         self.model.shift_to(ids, pr_before)
         self.rows = [row for row in self.rows if row[0] != digest]
         self._pending.pop(digest, None)
-        self.forgotten.append(digest)
+        self.forgotten.append(key)
         return LearnResult(digest, label, "undone", before, self.model.pr(ids))
 
     def reinforce(self, ids, is_spam: bool) -> bool:
@@ -318,15 +377,16 @@ def session_for(state, config, fresh: bool = False) -> Session:
 
 
 def learn_messages(state, config, messages, progress=None):
-    """Teach (raw bytes, is_spam) pairs in one session; one commit.
+    """Teach (raw bytes, is_spam) pairs in one session; one commit. A third
+    item, the whole message's rawmail.message_digest, lets raw be a prefix.
 
     Returns a LearnResult per message, in order. The model and the ledger
     change together or not at all.
     """
     results = []
     with session_for(state, config) as session:
-        for raw, is_spam in messages:
-            results.append(session.learn(raw, is_spam))
+        for raw, is_spam, *digest in messages:      # (raw, is_spam[, message_digest])
+            results.append(session.learn(raw, is_spam, digest=digest[0] if digest else None))
             if progress:
                 progress(results[-1])
     return results
@@ -359,13 +419,14 @@ def train(session: Session, locations, read, passes: int = 1, on_message=None, o
             raw = read(location)
             if raw is None:
                 continue
+            digests = (message_digest(raw), content_digest(raw)) if number == 1 else None
             raw = classify_prefix(strip_our_headers(raw))
             _, ids = session.classifier.features(raw)
             wrong = label_for(session.model.pr(ids), session.config) != ("SPAM" if is_spam else "GOOD")
             report.messages += 1
             report.mistakes += wrong
             if number == 1:
-                result = session.teach(content_digest(raw), ids, is_spam, raw)
+                result = session.teach(digests[0], ids, is_spam, raw, prefix_digest=digests[1])
                 report.taught += result.action != "skipped"
             else:
                 report.taught += session.reinforce(ids, is_spam)

@@ -18,7 +18,7 @@ model cold and a daemon can hand over one it keeps open.
 
 from . import __version__
 from .log import report
-from .rawmail import MessageReader, content_digest, rewrite_header
+from .rawmail import CLASSIFY_BODY_BYTES, MessageReader, content_digest, rewrite_header, write_header
 
 # The notice on a message that could not be classified, then where the
 # cause was logged: the mail log, or the state directory's mailfilter.log
@@ -74,12 +74,16 @@ class Outcome:
 
 
 def classify(prefix: bytes, block, get_classifier) -> Outcome:
-    """The verdict on a message (or the prefix of it we read). Never raises."""
+    """The verdict on a message (or the prefix of it we read). Never raises.
+
+    Classified is the header block and CLASSIFY_BODY_BYTES of body (what
+    learn teaches); the prefix may hold more, up to procmail's end of the
+    header (rawmail), read only to remove forged fields there."""
     digest = None
     try:
-        digest = content_digest(prefix)
+        digest = content_digest(prefix, block)
         classifier = get_classifier()
-        return Outcome(classifier.classify(prefix, block), digest)
+        return Outcome(classifier.classify(prefix[:block.body_start + CLASSIFY_BODY_BYTES], block), digest)
     except Exception as err:  # noqa: BLE001 - every failure must still deliver the mail
         where = report(f"message passed through unclassified: {type(err).__name__}: {err}")
         return Outcome(_FailedVerdict(), digest, failed_notice(where))
@@ -94,8 +98,21 @@ def head_with_status(prefix: bytes, block, outcome: Outcome) -> bytes:
         return prefix
 
 
+def write_with_status(prefix: bytes, block, outcome: Outcome, write) -> None:
+    """head_with_status, written in pieces: a 32 MB header is not copied
+    whole (rawmail.write_header). OSError from write propagates."""
+    try:
+        lines = outcome.status_lines()
+    except Exception as err:  # noqa: BLE001
+        report(f"could not add headers, passing the message through as is: {err}")
+        write(prefix)
+        return
+    write_header(prefix, block, lines, write)
+
+
 def filter_stream(read, write, get_classifier, status_only: bool = False, commands=None) -> Outcome:
-    """Read a message with read(n), write it back with our headers via write(bytes).
+    """Read a message with read(n), write it back with our headers via
+    write(bytes-like: bytes or a memoryview).
 
     Only the header block and 256 KiB of body are held in memory; the rest is
     copied through in chunks. status_only writes just the status value and a
@@ -126,7 +143,7 @@ def filter_stream(read, write, get_classifier, status_only: bool = False, comman
         for _ in reader.chunks():
             pass
         return outcome
-    write(head_with_status(reader.prefix, block, outcome))
+    write_with_status(reader.prefix, block, outcome, write)
     for chunk in reader.chunks():
         write(chunk)
     return outcome
@@ -154,7 +171,7 @@ def read_file(path: str) -> tuple:
     with open(path, "rb") as fh:
         reader = MessageReader(fh.read)
         block = reader.read_prefix()
-    return reader.prefix, block
+    return reader.classified, block
 
 
 def user_classifier(home=None, report_rule_errors=report):

@@ -9,6 +9,7 @@ read over the system-wide defaults in /etc/mailfilter/mailfilter.conf.
 """
 
 import os
+import stat
 
 from .errors import ConfigError
 
@@ -56,6 +57,21 @@ class Config:
         "command_secret": (str, ""),
     }
 
+    # name -> (lowest, highest) accepted in a config file; NaN and the
+    # infinities never are. One bad value once wrote infinite weights into
+    # the model for good (issue 14: `spam_threshold = -inf`). pR beyond
+    # +-100 means odds of 10**100: no real score comes near (the benchmark's
+    # span is about +-40), and teaching towards +-1e40 overflowed float32.
+    RANGES = {
+        "spam_threshold": (-100.0, 100.0),
+        "good_threshold": (-100.0, 100.0),
+        "learn_margin": (0.0, 100.0),
+        "max_text_bytes": (1024, 16 * 1024 * 1024),
+        "model_bits": (10, 24),
+        "cache_max_messages": (0, 10_000_000),
+        "cache_max_mb": (0.0, 1_000_000.0),
+    }
+
     def __init__(self, **overrides):
         for key, (_, default) in self.KEYS.items():
             setattr(self, key, overrides.pop(key, default))
@@ -67,15 +83,56 @@ class Config:
                                      for k in self.KEYS) + ")"
 
 
+class NotRegular(OSError):
+    """A state file that is a FIFO, a device, a socket or a directory."""
+
+    def __init__(self, path):
+        super().__init__(f"{path}: not a regular file")
+        self.strerror = "not a regular file"
+        self.filename = path
+
+
+def open_regular(path: str, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
+    """An fd on the regular file at path; NotRegular for anything else.
+
+    O_NONBLOCK: opening a FIFO for reading waits for a writer, so a FIFO
+    planted as mailfilter.conf, priolist.mfp or model.mfm hung the filter
+    (issue 14) where it must deliver UNSURE. On a regular file the flag
+    changes nothing. Symbolic links are followed unless flags say otherwise.
+    """
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, mode)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegular(path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_regular(path: str) -> bytes:
+    """The whole regular file at path (FileNotFoundError, NotRegular, OSError)."""
+    fd = open_regular(path)
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def parse_config(path: str, config: Config) -> Config:
     """Read `key = value` lines from path over config. Missing file: no change."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = read_regular(path)
     except FileNotFoundError:
         return config
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from None
+    lines = {}                  # key -> the line that set it
     for number, line in enumerate(raw.decode("utf-8", "replace").splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -92,12 +149,21 @@ def parse_config(path: str, config: Config) -> Config:
             typed = cast(value)
         except ValueError:
             raise ConfigError(f"{path}:{number}: {key} must be a number, got {value!r}") from None
+        _check_range(path, number, key, typed, value)
         setattr(config, key, typed)
+        lines[key] = number
     if config.spam_threshold > config.good_threshold:
-        raise ConfigError(f"{path}: spam_threshold {config.spam_threshold} is above good_threshold {config.good_threshold}")
-    if not 10 <= config.model_bits <= 24:
-        raise ConfigError(f"{path}: model_bits must be between 10 and 24, got {config.model_bits}")
+        where = max(lines.get("spam_threshold", 0), lines.get("good_threshold", 0))
+        raise ConfigError(f"{path}{f':{where}' if where else ''}: spam_threshold {config.spam_threshold} is above "
+                          f"good_threshold {config.good_threshold}")
     return config
+
+
+def _check_range(path, number, key, typed, text) -> None:
+    low, high = Config.RANGES.get(key, (None, None))
+    # "typed != typed" is NaN; a float out of range also catches +-inf.
+    if typed != typed or (low is not None and not low <= typed <= high):
+        raise ConfigError(f"{path}:{number}: {key} must be between {low:g} and {high:g}, got {text!r}")
 
 
 # The default, below the account's home directory. ~/.mailfilter is
@@ -134,7 +200,14 @@ def resolve_home(home=None) -> str:
     env = os.environ.get("MAILFILTER_HOME")
     if env:
         return os.path.abspath(env)
-    return default_home(os.path.expanduser("~"))
+    user_home = os.path.expanduser("~")
+    if not os.path.isabs(user_home):
+        # HOME unset (or relative) and no passwd entry for the uid:
+        # expanduser gives "~" back, and the state went to ./~/.mailfilter,
+        # wherever the process happened to run (issue 14).
+        raise ConfigError(f"no home directory for uid {os.getuid()} (HOME is unset or not absolute, "
+                          f"and no passwd entry gives one): set HOME or MAILFILTER_HOME, or use --home DIR")
+    return default_home(user_home)
 
 
 class State:

@@ -57,8 +57,8 @@ class TrainingCache:
     def db(self):
         # Opened on first use: a session that teaches nothing never touches it.
         if self._db is None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            os.close(fd)
+            from .state import open_regular
+            os.close(open_regular(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)

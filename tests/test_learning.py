@@ -330,3 +330,75 @@ def test_a_correction_is_not_undone_by_rehearsing_the_old_label(state):
         for n in range(30):
             session.learn(b"Subject: filler %d\n\nnothing much %d\n" % (n, n), n % 2 == 0)
         assert label_for(session.model.pr(session.classifier.features(SPAM)[1]), config()) == "SPAM"
+
+
+# -- issue 14: the ledger keys on the whole message ---------------------------------------------
+
+HEAD_G = b"From: ann@example.org\nTo: me@example.org\nSubject: the quarterly report\n\n"
+SHARED = b"".join(b"line %06d of the quarterly report, nothing to see\n" % i for i in range(6000))  # ~300 KB
+LONG_GOOD = HEAD_G + SHARED + b"Regards, Ann\n"
+LONG_SPAM = HEAD_G + SHARED + b"BUY CHEAP PILLS NOW http://pills.example/\n"
+
+
+def _learn(home, data, label):
+    r = run_mailfilter(["learn", "--" + label], data, home)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.decode()
+
+
+def test_a_spam_sharing_the_first_256_kib_does_not_correct_a_good_message(tmp_path):
+    """The digest covered only the header and 256 KiB of body, so a spam
+    with the same start as a good message "corrected" it in the ledger."""
+    assert content_digest(LONG_GOOD) == content_digest(LONG_SPAM)      # the premise
+    home = tmp_path / "state"
+    assert _learn(home, LONG_GOOD, "good").startswith("learned as good")
+    assert _learn(home, LONG_SPAM, "spam").startswith("learned as spam")   # was: corrected
+    assert _learn(home, LONG_GOOD, "good").startswith("already learned as good")
+    assert _learn(home, LONG_SPAM, "spam").startswith("already learned as spam")
+
+
+def test_the_delivered_copy_of_a_long_message_trains_exactly_like_the_original(tmp_path):
+    from mailfilter.rawmail import message_digest
+    home = tmp_path / "state"
+    delivered = run_mailfilter([], LONG_GOOD, home).stdout
+    assert b"X-CRM114-Status:" in delivered and delivered != LONG_GOOD
+    assert message_digest(delivered) == message_digest(LONG_GOOD)
+    assert _learn(home, LONG_GOOD, "good").startswith("learned as good")
+    assert _learn(home, delivered, "good").startswith("already learned as good")
+    crlf = delivered.replace(b"\n", b"\r\n")
+    assert _learn(home, crlf, "good").startswith("already learned as good")
+
+
+def _old_digest(data):
+    """What mailfilter before issue 14 stored: SHA-256 of the message with our
+    fields and a From_ line gone, line endings as LF, cut at the header and
+    256 KiB of body. An independent reading, for a plain message."""
+    import hashlib
+    head, _, body = data.partition(b"\n\n")
+    return hashlib.sha256(head + b"\n\n" + body[:256 * 1024]).hexdigest()
+
+
+def test_an_old_ledger_still_knows_what_it_was_taught(tmp_path):
+    """A ledger from before whole-message digests: its rows are legacy. A
+    long message is still found through its old digest (in legacy rows
+    only); a short one's digest is the same either way."""
+    import sqlite3
+    home = tmp_path / "state"
+    home.mkdir()
+    db = sqlite3.connect(str(home / "ledger.sqlite"))
+    db.executescript("CREATE TABLE trained (digest TEXT PRIMARY KEY, label TEXT NOT NULL CHECK "
+                     "(label IN ('spam', 'good')), trained_at REAL NOT NULL, pr_before REAL, "
+                     "generation INTEGER NOT NULL);")
+    for data, label in ((LONG_GOOD, "good"), (TAUGHT_AS_SPAM, "spam")):
+        db.execute("INSERT INTO trained VALUES (?, ?, 0, 0, 0)", (_old_digest(data), label))
+    db.commit()
+    db.close()
+    assert _learn(home, LONG_GOOD, "good").startswith("already learned as good")
+    assert _learn(home, TAUGHT_AS_SPAM, "spam").startswith("already learned as spam")
+    assert _learn(home, LONG_GOOD, "spam").startswith("corrected as spam")
+    # Rows written now are whole-message rows: a prefix twin of a message
+    # learned now is a message of its own (an old row keeps matching its
+    # prefix twins: that is the price of keeping old ledgers).
+    head = b"From: bob@example.org\nSubject: logs\n\n"
+    assert _learn(home, head + SHARED + b"one\n", "good").startswith("learned as good")
+    assert _learn(home, head + SHARED + b"two\n", "spam").startswith("learned as spam")

@@ -32,11 +32,24 @@ def main(argv, prog) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     common.user_option(p)
     args = p.parse_args(argv)
-    raw = common.read_stdin()
-    if not raw.strip():
+    import os
+
+    from ..rawmail import read_digested
+    size = 0
+
+    def read(n):
+        nonlocal size
+        chunk = os.read(0, n)
+        size += len(chunk)
+        return chunk
+
+    # Only what learning uses is held (the header block and 256 KiB of
+    # body); the rest streams through the ledger's digest of the whole.
+    reader, digest = read_digested(read)
+    if not reader.prefix.strip():
         # `learn --spam < /dev/null`, or a script whose pipe broke: teaching
         # "nothing" would record a real ledger row and nudge the model.
-        print(f"{prog}: no message on standard input (got {len(raw)} bytes); nothing learned",
+        print(f"{prog}: no message on standard input (got {size} bytes); nothing learned",
               file=sys.stderr)
         return exitcodes.NOINPUT
     try:
@@ -52,7 +65,7 @@ def main(argv, prog) -> int:
     from ..log import report
     from ..store import ModelError
     try:
-        (result,) = learn_messages(state, config, [(raw, args.spam)])
+        (result,) = learn_messages(state, config, [(reader.classified, args.spam, digest)])
     except ModelError as err:
         report(f"{err}; not learned")
         return exitcodes.DATAERR

@@ -11,7 +11,8 @@ such interface; SpamBayes runs one test class over every storage class):
     store.writer()            the writer lock, as a context manager; inside,
       w.load_copy()             a private, writable copy of the model
                                 (fresh=True: an empty one, for a rebuild),
-      w.label_of(digest)        what the ledger says this message was taught,
+      w.label_of(digest)        what the ledger says this message was taught
+                                (digest: rawmail.message_digest, the whole message),
       w.record_of(digest)       that label and the score before the teaching,
       w.commit(model, rows)     generation + 1, the ledger rows and the model
                                 saved together, or nothing at all;
@@ -62,6 +63,12 @@ class StoreWriter:
         """(label, pr_before) the ledger holds for digest, or None. pr_before
         is the model's pR just before its latest teaching (None if unknown)."""
         raise NotImplementedError
+
+    def legacy_record_of(self, prefix_digest: str):
+        """record_of a row written before whole-message digests (issue 14),
+        keyed by this rawmail.content_digest. A store born after that has
+        none: this default."""
+        return None
 
     def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
         """rows: (digest, label, pr_before) of each message this commit taught.

@@ -48,7 +48,8 @@ class FileWriter(StoreWriter):
         self._ledger = None
 
     def __enter__(self) -> "FileWriter":
-        self.fd = os.open(self.store.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        from ..state import open_regular
+        self.fd = open_regular(self.store.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         except BaseException:
@@ -86,6 +87,9 @@ class FileWriter(StoreWriter):
 
     def record_of(self, digest: str):
         return self.ledger.record_of(digest)
+
+    def legacy_record_of(self, prefix_digest: str):
+        return self.ledger.legacy_record_of(prefix_digest)
 
     def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
         model.generation += 1
