@@ -16,7 +16,7 @@ from . import exitcodes
 from .errors import InputError
 from .learning import Teacher
 from .pipeline import read_file
-from .rawmail import read_digested
+from .rawmail import content_digest, read_digested
 
 
 class EvalResult:
@@ -68,7 +68,13 @@ def run(classifier, entries, on_result=None, session=None) -> EvalResult:
         message_view, ids = classifier.features(data, block)
         verdict = classifier.verdict(data, block, message_view, ids)
         if session is None:
-            teacher.teach(ids, is_spam)
+            # The digest lets a message taught twice replace its first copy
+            # among those rehearsed, as the training cache does for a
+            # session per message (the daemon): the same draws either way.
+            # (The ledger's digest covers the whole message; this one the
+            # prefix read, which is the same for all but messages with
+            # more than 256 KiB of body, and costs no second read.)
+            teacher.teach(ids, is_spam, content_digest(data))
         else:
             # The ledger keys on the whole message: read on through it.
             session.teach(file_digest(path), ids, is_spam, raw=data, dedupe=False)

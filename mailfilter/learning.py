@@ -21,7 +21,7 @@ is still found in an old ledger by its content_digest, in old rows only.)
 
 import random
 import sqlite3
-from collections import deque
+from collections import OrderedDict
 from math import isfinite
 
 from .classifier import Classifier, label_for
@@ -93,54 +93,60 @@ REHEARSE = 5
 class Teacher:
     """teach() plus rehearsal: what learn, train, eval and rebuild all do.
 
-    recent holds the families (as numpy arrays, ~14 KB a message) of what
-    this Teacher taught; history, if given, supplies older taught messages
-    (the training cache: `learn` teaches one message per process, and
-    rehearses from what earlier ones taught). seed makes the draws, and so
-    every eval, repeatable.
+    The pool to rehearse from is the last REHEARSE_WINDOW distinct messages
+    taught, newest first: what this Teacher taught (recent: their families
+    as numpy arrays, ~14 KB a message), then, if a history is given, what
+    earlier sessions taught (the training cache: `learn` and the daemon's
+    TELL teach one message per session). A message taught again replaces
+    its older copy (as the cache does), and the message being taught is
+    never drawn for itself: after a correction its old label is gone.
+
+    The draws are seeded with the model's own counters, so they depend on
+    nothing but what was taught: `eval` in one process and the same
+    messages taught one session each (through the daemon) rehearse the
+    same messages in the same order, and every run repeats.
     """
 
-    def __init__(self, model, config, history=None, seed: int = 0):
+    def __init__(self, model, config, history=None):
         self.model = model
         self.config = config
         self.policy = policy_for(config)
-        self.recent = deque(maxlen=REHEARSE_WINDOW)
+        self.recent = OrderedDict()         # digest (or a stand-in) -> (arrays, is_spam), oldest first
         self.history = history
-        self.latest = {}                # digest -> is_spam as last taught here
-        self.rng = random.Random(seed)
 
     def teach(self, ids, is_spam: bool, digest: str = None) -> bool:
-        """digest: the message's, so that an older copy of it in the history
-        (taught the other way, before a correction) is never rehearsed."""
+        """digest: the message's content digest; None for one never to be
+        recognised again."""
+        key = digest if digest is not None else object()
         k = REHEARSE_WHILE_YOUNG if self.model.trained < REHEARSE_YOUNG else REHEARSE
+        rng = random.Random(self.model.trained_spam * 1_000_003 + self.model.trained_good)
         arrays = _arrays(ids)
-        if digest is not None:
-            self.latest[digest] = is_spam
 
         def rehearse():
             changed = False
-            for families, spam in self._draw(k):
+            for families, spam in self._draw(k, key, rng):
                 if self.model.learn(families, spam, self.policy, count=False):
                     changed = True
             return changed
 
         changed = teach(self.model, ids, is_spam, self.config, self.policy, arrays, rehearse)
-        self.recent.append((arrays, is_spam, digest))
+        self.recent.pop(key, None)
+        self.recent[key] = (arrays, is_spam)
+        if len(self.recent) > REHEARSE_WINDOW:
+            self.recent.popitem(last=False)
         return changed
 
-    def _draw(self, k: int):
-        older = len(self.history) if self.history is not None else 0
-        pool = min(REHEARSE_WINDOW, len(self.recent) + older)
+    def _draw(self, k: int, key, rng):
+        if not k:
+            return
+        mine = [item for other, item in reversed(self.recent.items()) if other != key]
+        older = self.history.before(self.recent, key) if self.history is not None else []
+        pool = min(REHEARSE_WINDOW, len(mine) + len(older))
         for _ in range(k if pool else 0):
-            i = self.rng.randrange(pool)
-            if i < len(self.recent):
-                item = self.recent[-1 - i]
-                stale = item[2] is not None and self.latest[item[2]] != item[1]
-            else:
-                item = self.history.get(i - len(self.recent))
-                stale = item is None or item[2] in self.latest
-            if not stale:        # taught the other way since (a correction): not again
-                yield item[0], item[1]
+            i = rng.randrange(pool)
+            item = mine[i] if i < len(mine) else self.history.get(older[i - len(mine)])
+            if item is not None:
+                yield item
 
 
 class CachedHistory:
@@ -151,32 +157,35 @@ class CachedHistory:
     def __init__(self, cache, classifier):
         self.cache = cache
         self.classifier = classifier
-        self._seqs = None
+        self._entries = None                # [(seq, digest)], newest first
         self._parsed = {}
 
-    def __len__(self) -> int:
-        if self._seqs is None:
+    def before(self, taught_here, key) -> list:
+        """The seqs of the cache's newest entries, newest first, but for the
+        messages this session taught since (they are in its own pool) and
+        the one being taught."""
+        if self._entries is None:
             try:
-                self._seqs = self.cache.newest(REHEARSE_WINDOW)
+                self._entries = self.cache.newest(REHEARSE_WINDOW)
             except (OSError, sqlite3.Error):
                 # Rehearsal is a help, not a duty: an unreadable cache (a
                 # full disk can't even open its journal) leaves it to what
                 # this session taught; the commit will report the disk.
-                self._seqs = []
-        return len(self._seqs)
+                self._entries = []
+        return [seq for seq, digest in self._entries if digest != key and digest not in taught_here]
 
-    def get(self, i: int):
-        if i not in self._parsed:
+    def get(self, seq: int):
+        if seq not in self._parsed:
             try:
-                entry = self.cache.entry(self._seqs[i])
+                entry = self.cache.entry(seq)
             except (OSError, sqlite3.Error):
                 entry = None
             if entry is None:
-                self._parsed[i] = None
+                self._parsed[seq] = None
             else:
-                digest, label, raw = entry
-                self._parsed[i] = (_arrays(self.classifier.features(raw)[1]), label == "spam", digest)
-        return self._parsed[i]
+                _, label, raw = entry
+                self._parsed[seq] = (_arrays(self.classifier.features(raw)[1]), label == "spam")
+        return self._parsed[seq]
 
 
 def _arrays(ids):
@@ -237,7 +246,7 @@ class Session:
             # A rebuild replays the cache oldest first: its "recent" is
             # only what it taught itself, never the cache's newest.
             history = None if self.cache is None or self.fresh else CachedHistory(self.cache, self.classifier)
-            self.teacher = Teacher(self.model, self.config, history, seed=self.model.generation)
+            self.teacher = Teacher(self.model, self.config, history)
         except BaseException:
             self._writer.__exit__(None, None, None)
             raise

@@ -131,10 +131,10 @@ class TrainingCache:
         return self.db.execute("SELECT COUNT(*) FROM taught").fetchone()[0]
 
     def newest(self, n: int) -> list:
-        """The seq numbers of the newest n entries written so far, newest first."""
+        """(seq, digest) of the newest n entries written so far, newest first."""
         if self._db is None and not os.path.exists(self.path):
             return []                       # no cache yet: don't create one to read it
-        return [row[0] for row in self.db.execute("SELECT seq FROM taught ORDER BY seq DESC LIMIT ?", (n,))]
+        return self.db.execute("SELECT seq, digest FROM taught ORDER BY seq DESC LIMIT ?", (n,)).fetchall()
 
     def entry(self, seq: int):
         """(digest, label, raw) of one entry, or None if it is gone (trimmed, forgotten)."""

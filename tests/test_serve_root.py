@@ -41,16 +41,16 @@ def state_of(pw):
 
 
 def teach(pw, label, data=MESSAGE):
-    """A model for pw that has learned data as label (trained as root, then
-    given to the user, as an admin would set one up)."""
+    """A model for pw that has learned data as label, trained by root as
+    that user (--user), as an admin would set one up."""
     home = state_of(pw)
     for sample_label in ("spam", "good"):
-        r = run_mailfilter(["train", "--no-progress", "--passes", "5", f"--{sample_label}",
-                            os.path.join(SAMPLES, "train", sample_label)], b"", home)
+        r = run_mailfilter(["train", "--user", pw.pw_name, "--home", home, "--no-progress", "--passes", "5",
+                            f"--{sample_label}", os.path.join(SAMPLES, "train", sample_label)], b"")
         assert r.returncode == 0, r.stderr
     for _ in range(3):
-        assert run_mailfilter(["learn", f"--{label}"], data, home).returncode == 0
-    subprocess.run(["chown", "-R", f"{pw.pw_uid}:{pw.pw_gid}", home], check=True)
+        r = run_mailfilter(["learn", "--user", pw.pw_name, "--home", home, f"--{label}"], data)
+        assert r.returncode == 0, r.stderr
     return home
 
 

@@ -16,7 +16,11 @@ import pytest
 
 import hostile
 from conftest import MAILFILTER, SAMPLES, assert_passthrough, env_for, need, run_mailfilter, status_of
+from mailfilter.state import Config
 from serve_daemon import Daemon, spamc
+
+# spamc prints "score/threshold" with score = -pR, threshold = -spam_threshold.
+THRESHOLD = -Config().spam_threshold
 
 SPAM = open(os.path.join(SAMPLES, "train", "spam", "00.eml"), "rb").read()
 GOOD = open(os.path.join(SAMPLES, "train", "good", "00.eml"), "rb").read()
@@ -121,11 +125,11 @@ def test_check_exits_1_for_spam_and_prints_score_over_threshold(daemon, trained)
     spam = spamc(daemon.socket, ["-c"], SPAM)
     good = spamc(daemon.socket, ["-c"], GOOD)
     assert spam.returncode == 1 and good.returncode == 0, (spam, good)
-    # score = -pR, threshold = -spam_threshold (1.5), as spamc prints them
+    # score = -pR, threshold = -spam_threshold, as spamc prints them
     pr_spam = float(re.search(r"\( (\S+) \)", status_of(pipe_filter(SPAM, trained))).group(1))
     pr_good = float(re.search(r"\( (\S+) \)", status_of(pipe_filter(GOOD, trained))).group(1))
-    assert spam.stdout == b"%.1f/1.5\n" % -pr_spam
-    assert good.stdout == b"%.1f/1.5\n" % -pr_good
+    assert spam.stdout == b"%.1f/%.1f\n" % (-pr_spam, THRESHOLD)
+    assert good.stdout == b"%.1f/%.1f\n" % (-pr_good, THRESHOLD)
     assert status_of(pipe_filter(SPAM, trained)).startswith("SPAM")
 
 
@@ -138,7 +142,7 @@ def test_exit_code_option_and_symbols_and_report(daemon):
         report = spamc(daemon.socket, [option], SPAM)
         assert report.returncode == 0
         first, rest = report.stdout.split(b"\n", 1)
-        assert re.fullmatch(rb"\d+\.\d/1\.5", first)
+        assert re.fullmatch(rb"\d+\.\d/%.1f" % THRESHOLD, first)
         assert b"X-CRM114-Status: SPAM" in rest
     # REPORT_IFSPAM on good mail: spamc prints nothing at all (libspamc.c)
     assert spamc(daemon.socket, ["-r"], GOOD).stdout == b""

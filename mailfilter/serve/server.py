@@ -527,27 +527,17 @@ def warm_up() -> None:
     Workers then share these pages (copy-on-write) and start in
     milliseconds, and a worker that has dropped to a user needs no file
     of the Python installation that user may be unable to read (a
-    virtualenv under root's 0700 home): every codec a charset label can
-    name, the learning path, SQLite. A classification of a small message
-    runs the rest of the lazy imports.
+    virtualenv under root's 0700 home). privileges.preload is the one
+    place that knows what that is (every codec, every module of ours, and
+    a whole learn, which loads numpy and SQLite); a classification of a
+    small message then runs the filter's own lazy imports.
     """
-    import encodings
-    import importlib
-    import pkgutil
-    import sqlite3  # noqa: F401
-    import tempfile  # noqa: F401
-    import zlib  # noqa: F401
-    for module in pkgutil.iter_modules(encodings.__path__):
-        try:
-            importlib.import_module("encodings." + module.name)
-        except Exception:  # noqa: BLE001 - a codec this platform lacks (mbcs, oem)
-            pass
-    from .. import learning, trainingcache  # noqa: F401
     from ..classifier import Classifier
     from ..pipeline import filter_bytes
+    from ..privileges import preload
     from ..state import Config
-    from ..store import empty, ledger  # noqa: F401
-    from ..store import file as file_store  # noqa: F401
+    from ..store import empty
+    preload()
     sample = (b"From: a@example.org\nSubject: =?iso-2022-jp?B?GyRCJDMkcyRLJEEkTxsoQg==?=\n"
               b"Content-Type: multipart/alternative; boundary=b\n\n--b\nContent-Type: text/html\n\n"
               b"<p>hello <a href=\"http://example.org/x\">x</a></p>\n--b--\n")
