@@ -15,6 +15,7 @@ import time
 from . import exitcodes
 from .errors import InputError
 from .learning import teach
+from .ledgerfields import from_view
 from .pipeline import read_file
 from .rawmail import content_digest
 
@@ -64,7 +65,8 @@ def run(classifier, policy, entries, on_result=None, session=None) -> EvalResult
         if session is None:
             teach(model, ids, is_spam, classifier.config, policy)
         else:
-            session.teach(content_digest(data), ids, is_spam, raw=data, dedupe=False)
+            session.teach(content_digest(data), ids, is_spam, raw=data, dedupe=False,
+                          about=from_view(message_view))
         result.paths.append(rel)
         result.is_spam.append(is_spam)
         result.scores.append(verdict.spamminess)
