@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from conftest import SAMPLES, assert_passthrough, need, run_mailfilter
+from conftest import MAILFILTER, SAMPLES, assert_passthrough, env_for, need, run_mailfilter
 from dovecot_mail_lab import DovecotLab
 
 pytestmark = pytest.mark.root
@@ -291,6 +291,39 @@ def test_a_filter_that_refuses_still_delivers_the_message_unmarked(lab):
         client.logout()
     assert stored.endswith(data) and b"X-CRM114" not in stored
     assert "mailfilter-filter: no HOME for erin" in lab.log_text()
+
+
+def test_check_reads_the_dovecot_setup_instead_of_recipes_and_the_trainer(lab, tmp_path):
+    """`mailfilter check` on an LMTP + IMAPSieve + mdbox set-up: inside the
+    lab's mount namespace (where /usr/local/bin/mailfilter is) all is well;
+    outside, the missing command the scripts call is the problem it names."""
+    need("nsenter")
+    carol = lab.users["carol"]
+    etc = tmp_path / "postfix"
+    etc.mkdir()
+    (etc / "main.cf").write_text("compatibility_level = 3.6\nmailbox_transport = lmtp:unix:private/dovecot-lmtp\n")
+    env = env_for(None)
+    env["MAIL_CONFIG"] = str(etc)
+    args = ["check", "--home", carol.state, "--maildir", os.path.join(carol.home, "Maildir"),
+            "--trainer-config", str(tmp_path / "none.conf"), "--dovecot-config", lab.conf]
+    inside = subprocess.run(["nsenter", "--mount", "--target", str(lab.proc.pid), *MAILFILTER, *args],
+                            capture_output=True, env=env, timeout=120)
+    text = inside.stdout.decode()
+    assert "ok:      Postfix delivers through: mailbox_transport = lmtp:unix:private/dovecot-lmtp" in text
+    assert f"ok:      Dovecot's LMTP delivers through mailfilter ({lab.sieve_dir}/deliver.sieve)" in text
+    assert f"ok:      Dovecot keeps mail in mdbox (mdbox:~/mdbox), not a Maildir" in text
+    assert "ok:      Dovecot's IMAPSieve trains on moves into and out of Junk" in text
+    assert not any(w in text for w in ("recipe", "learn-spam", "Maildir ")), text
+    # What is left is about the state directory as root sees it, not about Dovecot.
+    assert all("Dovecot" not in line and "Postfix" not in line
+               for line in text.splitlines() if line.startswith("problem:")), text
+    if not os.path.exists("/usr/local/bin/mailfilter"):
+        outside = subprocess.run([*MAILFILTER, *args], capture_output=True, env=env, timeout=120)
+        text = outside.stdout.decode()
+        assert outside.returncode == 1
+        assert (f"problem: Dovecot's LMTP does not filter through mailfilter: {lab.sieve_dir}/bin/mailfilter-filter "
+                f"runs /usr/local/bin/mailfilter, which is not there; fix: install") in text, text
+        assert "problem: Dovecot's IMAPSieve does not train mailfilter" in text
 
 
 def as_user_in_lab(lab, name, *command):
