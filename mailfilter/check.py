@@ -114,6 +114,11 @@ def _delivery(t: Target):
         return [Finding(True, f"Postfix delivers through: mailbox_transport = {transport}"),
                 Finding(ok, what, fix)]
     command, why = _postconf("mailbox_command")
+    if command and "dovecot-lda" in command:
+        from .dovecotcheck import delivery
+        t.agent = "dovecot"
+        ok, what, fix = delivery(t.dovecot, "lda")
+        return [Finding(True, f"Postfix delivers through: mailbox_command = {command}"), Finding(ok, what, fix)]
     if why == "not found":
         return [Finding(True, "no Postfix here (no postconf); make sure your MTA runs procmail or "
                               "maildrop for local mail")]

@@ -88,21 +88,23 @@ def _program_problems(script: str, bin_dir: str, verb: str):
     return problems
 
 
-def delivery(settings):
-    """(ok, what, fix) for delivery by Dovecot's LMTP/LDA through mailfilter."""
+def delivery(settings, protocol: str = "lmtp"):
+    """(ok, what, fix) for delivery by Dovecot's LMTP (protocol "lmtp") or
+    LDA ("lda") through mailfilter."""
+    name = "LMTP" if protocol == "lmtp" else "LDA (dovecot-lda)"
     fix = (f"install {SHARE}/95-mailfilter-lmtp.conf in /etc/dovecot/conf.d/ and the scripts it "
            f"names, then sievec and systemctl restart dovecot (README: Install for a whole server, step 7)")
     if settings is None:
-        return False, "Postfix hands local mail to Dovecot's LMTP, but Dovecot's config can't be read", fix
+        return False, f"Postfix hands local mail to Dovecot's {name}, but Dovecot's config can't be read", fix
     before = settings.get("plugin/sieve_before")
     if not before:
-        return False, "Postfix hands local mail to Dovecot's LMTP, which runs no sieve_before script", fix
-    if "sieve" not in settings.plugins.get("lmtp", []):
-        return False, "Dovecot's LMTP does not load the sieve plugin (mail_plugins)", fix
+        return False, f"Postfix hands local mail to Dovecot's {name}, which runs no sieve_before script", fix
+    if "sieve" not in settings.plugins.get(protocol, []):
+        return False, f"Dovecot's {name} does not load the sieve plugin (mail_plugins)", fix
     problems = _program_problems(_script_path(before), settings.get("plugin/sieve_filter_bin_dir"), "filter")
     if problems:
-        return False, "Dovecot's LMTP does not filter through mailfilter: " + "; ".join(problems), fix
-    return True, f"Dovecot's LMTP delivers through mailfilter ({_script_path(before)})", None
+        return False, f"Dovecot's {name} does not filter through mailfilter: " + "; ".join(problems), fix
+    return True, f"Dovecot's {name} delivers through mailfilter ({_script_path(before)})", None
 
 
 def imapsieve(settings):

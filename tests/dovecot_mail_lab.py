@@ -165,6 +165,17 @@ service imap-login {{
     port = 0
   }}
 }}
+# dovecot-lda runs as the user: a log it can write, the stats socket it can
+# reach (what 95-mailfilter-lmtp.conf's comment says for LDA sites).
+protocol lda {{
+  log_path = /dev/stderr
+  info_log_path = /dev/stderr
+}}
+service stats {{
+  unix_listener stats-writer {{
+    mode = 0666
+  }}
+}}
 # Debian's own conf.d/90-sieve.conf says this; the user's delivery script.
 plugin {{
   sieve = file:~/sieve;active=~/.dovecot.sieve

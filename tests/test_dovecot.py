@@ -326,7 +326,7 @@ def test_check_reads_the_dovecot_setup_instead_of_recipes_and_the_trainer(lab, t
         assert "problem: Dovecot's IMAPSieve does not train mailfilter" in text
 
 
-def as_user_in_lab(lab, name, *command):
+def as_user_in_lab(lab, name, *command, input=None):
     """Run a command as the lab user, in the lab's mount namespace (where
     /usr/local/bin/mailfilter is), as `--user NAME` would for a real account."""
     need("setpriv")
@@ -334,7 +334,7 @@ def as_user_in_lab(lab, name, *command):
     return subprocess.run(["nsenter", "--mount", "--target", str(lab.proc.pid),
                            "setpriv", f"--reuid={user.uid}", f"--regid={user.uid}", "--clear-groups",
                            "env", "-i", f"HOME={user.home}", "PATH=/usr/local/bin:/usr/bin:/bin",
-                           *command], capture_output=True, timeout=300, cwd="/")
+                           *command], input=input, capture_output=True, timeout=300, cwd="/")
 
 
 def test_mail_already_sorted_in_mdbox_is_taught_through_a_maildir_copy(lab):
@@ -364,3 +364,43 @@ def test_mail_already_sorted_in_mdbox_is_taught_through_a_maildir_copy(lab):
     taught = ledger(dave)
     assert {d for d, label in taught.items() if label == "spam"} == digests["spam"]
     assert {d for d, label in taught.items() if label == "good"} == digests["good"]
+
+
+def test_dovecot_lda_runs_the_same_recipe(lab, tmp_path):
+    """Delivery by dovecot-lda, as Postfix's mailbox_command runs it (as the
+    user, the message on stdin): the same deliver.sieve, the same filter."""
+    bob = lab.users["bob"]
+    os.makedirs(bob.state, exist_ok=True)
+    with open(os.path.join(bob.state, "priolist.mfp"), "w") as fh:
+        fh.write("-^Subject: LDA spam test\n")
+    lab.chown_state("bob")
+    spam = crlf(b"From: x@example.org\nTo: bob@mx.example.org\nSubject: LDA spam test\n\nbuy now\n")
+    good = crlf(b"From: y@example.org\nTo: bob@mx.example.org\nSubject: LDA hello\n\nhello bob\n")
+    for data in (spam, good):
+        done = as_user_in_lab(lab, "bob", "/usr/lib/dovecot/dovecot-lda", "-c", lab.conf, "-d", "bob",
+                              "-f", "sender@example.net", input=data)
+        assert done.returncode == 0, done.stderr.decode()
+    client = lab.imap("bob")
+    try:
+        folders = {box: [m for m in fetch_all(client, box) if b"LDA" in m] for box in ("INBOX", "Junk")}
+    finally:
+        client.logout()
+    (in_junk,), (in_inbox,) = folders["Junk"], folders["INBOX"]
+    for sent, stored in ((spam, in_junk), (good, in_inbox)):
+        start = stored.index(sent.split(b"\r\n", 1)[0])
+        assert TRACE.fullmatch(stored[:start]) or stored[:start] == b"", stored[:start]
+        assert_passthrough(stored[:start] + sent, stored)
+    assert b"X-CRM114-Status: SPAM ( -999.99 )" in in_junk and b"X-CRM114-Status: SPAM" not in in_inbox
+
+    # check, for a Postfix whose mailbox_command is dovecot-lda
+    etc = tmp_path / "postfix"
+    etc.mkdir()
+    (etc / "main.cf").write_text('compatibility_level = 3.6\n'
+                                 'mailbox_command = /usr/lib/dovecot/dovecot-lda -f "$SENDER" -a "$RECIPIENT"\n')
+    env = env_for(None)
+    env["MAIL_CONFIG"] = str(etc)
+    done = subprocess.run(["nsenter", "--mount", "--target", str(lab.proc.pid), *MAILFILTER, "check",
+                           "--home", bob.state, "--dovecot-config", lab.conf], capture_output=True, env=env,
+                          timeout=120)
+    assert f"ok:      Dovecot's LDA (dovecot-lda) delivers through mailfilter ({lab.sieve_dir}/deliver.sieve)" \
+        in done.stdout.decode(), done.stdout.decode()
