@@ -65,4 +65,3 @@ def run(home, stats_only=False, exit_code=False) -> int:
     if exit_code:
         return {"SPAM": 0, "GOOD": 1}.get(outcome.verdict.label, 2)
     return exitcodes.OK
-
