@@ -46,7 +46,10 @@ def gather(state, config, recent: int = 10, now: float = None) -> dict:
     store = open_store(state, config)
     problems = []
     describe = getattr(store, "describe", None)
-    model = dict(describe()) if describe else {"generation": store.generation()}
+    try:
+        model = dict(describe()) if describe else {"generation": store.generation()}
+    except Exception as err:  # noqa: BLE001 - a store that can't be reached: say so, show the rest
+        model = {"error": f"the model's store: {err}"}
     if model.get("mtime") is not None:
         model["age_seconds"] = max(0.0, now - model["mtime"])
     if model.get("error"):

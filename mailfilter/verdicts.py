@@ -10,7 +10,8 @@ directory:
                                       header), C a command mail answered
 
 A write of one byte with O_APPEND is atomic against every other appender
-(the kernel moves the file offset and writes under the inode lock), so no
+on a local filesystem (the kernel moves the file offset and writes under
+the inode lock; over NFS a count may be lost, never a message), so no
 verdict is lost or torn without any lock, and a reader only counts bytes.
 The cost (bench/verdict_counter.py, on a shared 2-core machine at load 7):
 record() takes 10-16 us on ext4 and on tmpfs; a whole filter process, 200

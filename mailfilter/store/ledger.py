@@ -102,10 +102,11 @@ def learned(path: str, recent: int = 10) -> dict:
     """What the ledger at path says, read only: {"spam": N, "good": N,
     "recent": [LedgerEntry, newest first]}. No ledger: zeros.
 
-    Opened read-only, so nothing is created or migrated (root reading a
-    user's ledger must leave no file of root's behind; `stats --user` reads
-    as the user anyway). An old ledger without the newer columns reads as
-    rows without a subject and domain.
+    Opened read-only, so nothing is migrated. SQLite may still leave the
+    -wal and -shm files beside it; made by root, it gives them to the
+    ledger's owner (tests/test_stats.py pins that), so root's read never
+    locks the user's next learn out. An old ledger without the newer
+    columns reads as rows without a subject and domain.
     """
     result = {"spam": 0, "good": 0, "recent": []}
     if not os.path.exists(path):
