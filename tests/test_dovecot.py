@@ -72,6 +72,14 @@ RULES = """\
 """
 
 
+USER_SCRIPT = """\
+require ["fileinto", "mailbox"];
+if header :matches "X-CRM114-Status" "GOOD*" {
+  fileinto :create "Filtered";
+}
+"""
+
+
 def _train(lab, name):
     """The user's model, taught from the samples, and RULES (as root in a
     scratch directory, then given to the user: root may not write in their
@@ -83,6 +91,16 @@ def _train(lab, name):
     assert done.returncode == 0, done.stderr
     with open(os.path.join(scratch, "priolist.mfp"), "w") as fh:
         fh.write(RULES)
+    user = lab.users[name]
+    # The user's own Sieve script, which runs after deliver.sieve: it must see
+    # the message as mailfilter wrote it.
+    os.makedirs(os.path.join(user.home, "sieve"))
+    with open(os.path.join(user.home, "sieve", "mine.sieve"), "w") as fh:
+        fh.write(USER_SCRIPT)
+    os.symlink("sieve/mine.sieve", os.path.join(user.home, ".dovecot.sieve"))
+    for path in (os.path.join(user.home, "sieve"), os.path.join(user.home, "sieve", "mine.sieve"),
+                 os.path.join(user.home, ".dovecot.sieve")):
+        os.lchown(path, user.uid, user.uid)
     user = lab.users[name]
     os.makedirs(os.path.dirname(user.state))
     shutil.move(scratch, user.state)
@@ -234,7 +252,7 @@ def test_lmtp_delivery_runs_mailfilter_files_spam_in_junk_and_keeps_every_byte(l
 
     client = lab.imap("carol")
     try:
-        folders = {box: fetch_all(client, box) for box in ("INBOX", "Junk")}
+        folders = {box: fetch_all(client, box) for box in ("INBOX", "Junk", "Filtered")}
     finally:
         client.logout()
     where = {}
@@ -253,8 +271,10 @@ def test_lmtp_delivery_runs_mailfilter_files_spam_in_junk_and_keeps_every_byte(l
             assert_passthrough(trace + sent[name], stored)
             status = re.search(rb"\r\nX-CRM114-Status: (\w+)", stored).group(1)
             assert (status == b"SPAM") == (box == "Junk"), (name, status, box)
-    assert where == {"1-good.eml": "INBOX", "2-spam.eml": "Junk", "3-ja-spam.eml": "Junk",
-                     "4-forged.eml": "Junk", "tricky": "INBOX"}
+    # GOOD went on to carol's own script, which saw mailfilter's header (the
+    # tricky one arrived with a forged SPAM one) and filed it.
+    assert where == {"1-good.eml": "Filtered", "2-spam.eml": "Junk", "3-ja-spam.eml": "Junk",
+                     "4-forged.eml": "Junk", "tricky": "Filtered"}
 
     # The filter ran as carol, in her state directory: it counted the verdicts there.
     done = run_mailfilter(["stats", "--json"], home=carol.state)
