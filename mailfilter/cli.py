@@ -20,6 +20,8 @@ COMMANDS = {
     "command-secret": ("mailfilter.commands.command_secret", "the secret of command mail: train by forwarding to yourself"),
     "check": ("mailfilter.commands.check", "what is wrong with a user's set-up, one line each, with the fix"),
     "stats": ("mailfilter.commands.stats", "what a user's filter learned and did: model, trained, verdicts, recent learns"),
+    "serve": ("mailfilter.commands.serve", "resident filter for spamc (spamd protocol), one worker per user"),
+    "milter": ("mailfilter.commands.milter", "Postfix milter: X-CRM114-* headers at SMTP time"),
     "krfilter": ("mailfilter.commands.krfilter", "country-blocking firewall rules from RIR delegation files"),
     "sources": ("mailfilter.commands.sources", "which countries and networks your spam comes from"),
     "drops": ("mailfilter.commands.drops", "what the country rules dropped: by country, day, address and port"),

@@ -117,8 +117,10 @@ class Session:
             return self._pending.get(digest)            # only what this session taught
         return self._pending.get(digest) or self._writer.label_of(digest)
 
-    def learn(self, raw: bytes, is_spam: bool) -> LearnResult:
-        """Teach one raw message, as `mailfilter learn` does."""
+    def learn(self, raw: bytes, is_spam: bool, dedupe: bool = True) -> LearnResult:
+        """Teach one raw message, as `mailfilter learn` does. dedupe=False
+        teaches it even when the ledger knows it with this label (the TREC
+        protocol, for `eval --spamd` through the daemon's TELL)."""
         raw = strip_our_headers(raw)
         digest = content_digest(raw)
         # The features of what the filter read of it, so the message is
@@ -126,7 +128,7 @@ class Session:
         # keeps that much) teaches it the same way again.
         raw = classify_prefix(raw)
         message_view, ids = self.classifier.features(raw)
-        return self.teach(digest, ids, is_spam, raw, about=from_view(message_view))
+        return self.teach(digest, ids, is_spam, raw, dedupe=dedupe, about=from_view(message_view))
 
     def teach(self, digest: str, ids, is_spam: bool, raw: bytes = None, dedupe: bool = True,
               about=(None, None)) -> LearnResult:

@@ -110,3 +110,11 @@ def warning(message: str):
 
 def info(message: str):
     return report(message, syslog.LOG_INFO)
+
+
+def reopen() -> None:
+    """Close the syslog connection; the next report opens it again, with
+    the mail facility (a forked worker must not share its parent's)."""
+    global _opened
+    syslog.closelog()
+    _opened = False

@@ -235,7 +235,7 @@ def test_unknown_command_is_usage_error():
 
 
 @pytest.mark.parametrize("command", ["filter", "classify", "learn", "train", "eval", "krfilter",
-                                     "sources", "drops", "submission", "relaytest", "demo"])
+                                     "sources", "drops", "submission", "relaytest", "demo", "serve", "milter"])
 def test_every_command_exits_64_on_a_bad_option(command):
     """EX_USAGE for every usage error, as the README promises (argparse's own is 2)."""
     out = run_mailfilter([command, "--no-such-option"])

@@ -22,8 +22,15 @@ Without --home the run starts from an empty model and saves nothing
 user's model). With --home it starts from that model (and its
 priolist.mfp); --save writes the final model back.
 
-example:
+--spamd SOCKET runs the same protocol through `mailfilter serve` (REPORT,
+then TELL for each message), on the model the daemon gives --user: start it
+on an empty state directory to compare with a plain run; the results file
+is then byte-identical.
+
+examples:
   mailfilter eval corpus/index.shuffled --results /tmp/results.txt
+  mailfilter serve --socket /tmp/e.sock --home /tmp/empty &
+  mailfilter eval corpus/index.shuffled --spamd /tmp/e.sock --results /tmp/daemon.txt
 """
 
 
@@ -34,9 +41,16 @@ def main(argv, prog) -> int:
     p.add_argument("--limit", type=int, metavar="N", help="only the first N messages")
     p.add_argument("--save", action="store_true", help="save the final model into --home")
     p.add_argument("--progress", action="store_true", help="show a progress bar (default on a terminal)")
+    p.add_argument("--spamd", metavar="SOCKET",
+                   help="classify and train through `mailfilter serve` at SOCKET (or HOST:PORT)")
+    p.add_argument("--user", metavar="NAME", help="with --spamd: whose model (spamc's -u)")
     args = p.parse_args(argv)
     if args.save and not args.home:
         p.error("--save needs --home")
+    if args.spamd and (args.home or args.save):
+        p.error("--spamd uses the daemon's model: no --home or --save")
+    if args.user and not args.spamd:
+        p.error("--user needs --spamd")
 
     from .. import evaluate, metrics
     from ..classifier import Classifier
@@ -86,7 +100,13 @@ def main(argv, prog) -> int:
 
     import sqlite3
     try:
-        if args.save:
+        if args.spamd:
+            from ..serve import remote_eval
+            result = remote_eval.run(args.spamd, args.user, entries, on_result)
+            if bar:
+                bar.close()
+            _print_report(result, metrics)
+        elif args.save:
             # The run is a training session: it holds the writer lock from
             # the first message to the commit, so a `learn` meanwhile waits
             # and then builds on this model instead of being overwritten.
