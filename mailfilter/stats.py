@@ -7,7 +7,7 @@ and `rspamc stat` (messages scanned per action, learned per class):
                    update counters (Store.describe())
     trained        messages per class, as the ledger labels them now
     verdicts       SPAM/GOOD/UNSURE (and failures, command mails) marked by
-                   the pipe filter, in all and per month (verdicts.py)
+                   the pipe filter and `serve`, in all and per month (verdicts.py)
     recent learns  the newest ledger rows: when, which label, the subject
                    and the sender's domain
 
@@ -131,7 +131,7 @@ def format_text(info: dict) -> str:
     verdicts = info["verdicts"]
     total = verdicts["total"]
     if not verdicts["months"]:
-        lines.append("verdicts:  none counted yet (the pipe filter counts each message it marks)")
+        lines.append("verdicts:  none counted yet (the filter and `serve` count each message they mark)")
     else:
         first = next(iter(verdicts["months"]))
         lines.append(f"verdicts:  {_verdict_line(total)} since {first}")

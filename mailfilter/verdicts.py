@@ -2,7 +2,8 @@
 
 Many filter processes run at once (procmail starts one per message), so the
 count can't be a number read, incremented and written back without a lock.
-Instead each verdict appends one byte to a file of the month, in the state
+Instead each verdict (the pipe filter's, and `mailfilter serve`'s for spamc
+and the milter) appends one byte to a file of the month, in the state
 directory:
 
     verdicts-2025-01    "SGGUSG..."   S spam, G good, U unsure,

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import MAILFILTER, SAMPLES, env_for, run_mailfilter
+from conftest import MAILFILTER, SAMPLES, env_for, need, run_mailfilter
 from mailfilter import ledgerfields, verdicts
 from mailfilter.store import ledger as ledger_module
 from test_root_safety import user  # noqa: F401 - the fixture: a real account made with useradd
@@ -238,6 +238,24 @@ def test_many_filters_at_once_lose_no_count(home):
         assert proc.stdout.read().endswith(b"hello there\n")
         assert proc.wait(timeout=120) == 0
     assert sum(verdicts.counts(str(home))["total"].values()) == 24
+
+
+def test_the_daemon_counts_what_it_classifies_for_spamc(home, tmp_path):
+    """`mailfilter serve` (spamc) marks mail in place of the pipe filter, so
+    it counts the same way; TELL and PING are not verdicts."""
+    from serve_daemon import Daemon, spamc
+    need("spamc")
+    learn(home, message(b"seed", b"a@b.example"), "good")
+    daemon = Daemon(tmp_path, home).start()
+    try:
+        for n in range(3):
+            assert spamc(daemon.socket, data=message(b"Hello %d" % n, b"c@d.example")).returncode == 0
+        assert spamc(daemon.socket, ["--headers"], message(b"Headers", b"c@d.example")).returncode == 0
+        assert spamc(daemon.socket, ["-c"], message(b"Check", b"c@d.example")).returncode in (0, 1)
+        assert spamc(daemon.socket, ["-L", "ham"], message(b"Told", b"c@d.example")).returncode in (0, 5, 6)
+    finally:
+        assert daemon.stop() == 0, daemon.log()
+    assert sum(verdicts.counts(str(home))["total"].values()) == 5
 
 
 @pytest.mark.parametrize("trap", ["directory", "fifo"])

@@ -8,15 +8,15 @@ from . import common
 
 DESCRIPTION = """\
 Show what one user's filter has learned and done: the model (generation,
-age, size), the messages trained per class, the verdicts the pipe filter
-gave (in all and this month), and the newest learns with their date, label,
-sender's domain and subject. It only reads."""
+age, size), the messages trained per class, the verdicts the filter (or
+`mailfilter serve`) gave, in all and this month, and the newest learns
+with their date, label, sender's domain and subject. It only reads."""
 
 EPILOG = """\
 Like `sa-learn --dump magic` and `rspamc stat`. "trained" counts the
 messages in the ledger by the label they have now; "updates of the model"
 counts every teaching (train passes and corrections count again). Verdicts
-are counted by the pipe filter, one byte per message in verdicts-YYYY-MM
+are counted by the pipe filter and by serve, one byte per message in verdicts-YYYY-MM
 (UTC months) in the state directory; delete old months at will.
 
 --json prints the same as one JSON object, for monitoring: model (with
