@@ -136,6 +136,14 @@ for f in procmailrc maildroprc maildir-train.conf maildir-train.service maildir-
     chmod --reference="$SRC/contrib/$f" "$SHARE/$f.new"
     mv "$SHARE/$f.new" "$SHARE/$f"
 done
+# Dovecot: IMAPSieve training and LMTP delivery (README, step 7).
+mkdir -p "$SHARE/dovecot/bin"
+for f in 95-mailfilter-imapsieve.conf 95-mailfilter-lmtp.conf report-spam.sieve report-good.sieve \
+         deliver.sieve bin/mailfilter-learn bin/mailfilter-filter; do
+    sed "s|/usr/local/bin/|$BINDIR/|g" "$SRC/contrib/dovecot/$f" > "$SHARE/dovecot/$f.new"
+    chmod --reference="$SRC/contrib/dovecot/$f" "$SHARE/dovecot/$f.new"
+    mv "$SHARE/dovecot/$f.new" "$SHARE/dovecot/$f"
+done
 install -m 644 "$SRC/README.md" "$SHARE/README.md"
 
 for m in $MANPAGES; do

@@ -6,7 +6,8 @@ reads as root, so it reports ownership explicitly rather than tripping
 over it) or as the user for themselves.
 
 What is looked at, in the order mail meets it: the MTA handing mail to
-procmail or maildrop, the recipe that calls mailfilter and whether
+procmail or maildrop (or to Dovecot's LMTP, whose Sieve script runs
+mailfilter: dovecotcheck.py), the recipe that calls mailfilter and whether
 mailfilter is on that program's PATH, the state directory and its owner,
 mailfilter.conf, the model (its feature version and what it was taught),
 the Maildir, the learn folders and the trainer's config, and where
@@ -42,14 +43,24 @@ class Finding:
 class Target:
     """Whose set-up: the account, its state directory and its Maildir."""
 
-    def __init__(self, pw, home: str, maildir: str, as_user: bool, trainer_config: str = TRAINER_CONFIG):
+    def __init__(self, pw, home: str, maildir: str, as_user: bool, trainer_config: str = TRAINER_CONFIG,
+                 dovecot_config: str = None):
         self.pw = pw
+        self.dovecot_config = dovecot_config
+        self._dovecot = False         # dovecotcheck.Settings (or None) once asked
         self.trainer_config = trainer_config
         self.name = pw.pw_name
         self.home = home              # state directory
         self.maildir = maildir
         self.as_user = as_user        # --user given: fixes say --user NAME
-        self.agent = None             # "procmail" or "maildrop", once the MTA says which
+        self.agent = None             # "procmail", "maildrop" or "dovecot", once the MTA says which
+
+    @property
+    def dovecot(self):
+        if self._dovecot is False:
+            from .dovecotcheck import CONFIG, read_settings
+            self._dovecot = read_settings(self.dovecot_config or CONFIG)
+        return self._dovecot
 
     def cmd(self, text: str) -> str:
         """A mailfilter command line for the fix, as whoever will type it."""
@@ -95,7 +106,19 @@ def _postconf(name: str):
 
 
 def _delivery(t: Target):
+    transport, _ = _postconf("mailbox_transport")
+    if transport and transport.startswith("lmtp:"):
+        from .dovecotcheck import delivery
+        t.agent = "dovecot"
+        ok, what, fix = delivery(t.dovecot)
+        return [Finding(True, f"Postfix delivers through: mailbox_transport = {transport}"),
+                Finding(ok, what, fix)]
     command, why = _postconf("mailbox_command")
+    if command and "dovecot-lda" in command:
+        from .dovecotcheck import delivery
+        t.agent = "dovecot"
+        ok, what, fix = delivery(t.dovecot, "lda")
+        return [Finding(True, f"Postfix delivers through: mailbox_command = {command}"), Finding(ok, what, fix)]
     if why == "not found":
         return [Finding(True, "no Postfix here (no postconf); make sure your MTA runs procmail or "
                               "maildrop for local mail")]
@@ -138,6 +161,8 @@ def _calls_mailfilter(text: str) -> bool:
 
 
 def _recipe(t: Target):
+    if t.agent == "dovecot":
+        return []                   # Dovecot's Sieve script is the recipe: see _delivery
     found = []
     agents = set()              # which agents have a recipe that calls mailfilter
     for agent, name in USER_RECIPES.items():
@@ -330,6 +355,10 @@ def _model(t: Target):
 # -- the Maildir and the trainer ---------------------------------------------------------------------
 
 def _maildir(t: Target):
+    from .dovecotcheck import dbox_location
+    location = dbox_location(t.dovecot)
+    if location:
+        return [Finding(True, f"Dovecot keeps mail in {location.split(':', 1)[0]} ({location}), not a Maildir")]
     try:
         st = os.stat(t.maildir)
     except FileNotFoundError:
@@ -348,6 +377,12 @@ def _maildir(t: Target):
 
 
 def _trainer(t: Target):
+    from .dovecotcheck import imapsieve
+    trains = imapsieve(t.dovecot)
+    if trains is not None:
+        ok, what = trains
+        return [Finding(ok, what, None if ok else "install the scripts 95-mailfilter-imapsieve.conf names "
+                                                  "(README: Install for a whole server, step 7)")]
     findings = []
     folders = [os.path.join(t.maildir, prefix + name) for name in ("learn-spam", "learn-good")
                for prefix in (".", "")]

@@ -19,6 +19,7 @@ COMMANDS = {
     "rebuild": ("mailfilter.commands.rebuild", "teach a new model from the training cache (after an upgrade)"),
     "command-secret": ("mailfilter.commands.command_secret", "the secret of command mail: train by forwarding to yourself"),
     "check": ("mailfilter.commands.check", "what is wrong with a user's set-up, one line each, with the fix"),
+    "stats": ("mailfilter.commands.stats", "what a user's filter learned and did: model, trained, verdicts, recent learns"),
     "serve": ("mailfilter.commands.serve", "resident filter for spamc (spamd protocol), one worker per user"),
     "milter": ("mailfilter.commands.milter", "Postfix milter: X-CRM114-* headers at SMTP time"),
     "krfilter": ("mailfilter.commands.krfilter", "country-blocking firewall rules from RIR delegation files"),

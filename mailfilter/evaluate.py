@@ -15,6 +15,7 @@ import time
 from . import exitcodes
 from .errors import InputError
 from .learning import Teacher
+from .ledgerfields import from_view
 from .pipeline import read_file
 from .rawmail import content_digest, read_digested
 
@@ -77,7 +78,8 @@ def run(classifier, entries, on_result=None, session=None) -> EvalResult:
             teacher.teach(ids, is_spam, content_digest(data))
         else:
             # The ledger keys on the whole message: read on through it.
-            session.teach(file_digest(path), ids, is_spam, raw=data, dedupe=False)
+            session.teach(file_digest(path), ids, is_spam, raw=data, dedupe=False,
+                          about=from_view(message_view))
         result.paths.append(rel)
         result.is_spam.append(is_spam)
         result.scores.append(verdict.spamminess)

@@ -25,8 +25,10 @@ from collections import OrderedDict
 from math import isfinite
 
 from .classifier import Classifier, label_for
+from .ledgerfields import from_view
 from .model import TrainPolicy
 from .rawmail import classify_prefix, content_digest, message_digest, scan_header, strip_our_headers
+from .store.rows import LedgerRow
 
 
 class LearnResult:
@@ -232,7 +234,7 @@ class Session:
         self.policy = policy_for(config)
         self.fresh = fresh
         self.cache = cache            # trainingcache.TrainingCache, or None
-        self.rows = []                # (digest, label, pr_before) to record
+        self.rows = []                # store.LedgerRow of each message taught, to record
         self.forgotten = []           # digests undone: their rows and cache entries go
         self._pending = {}            # digest -> label taught in this session
         self._writer = None
@@ -300,11 +302,12 @@ class Session:
         # taught as it was classified, and a rebuild from the cache (which
         # keeps that much) teaches it the same way again.
         raw = classify_prefix(raw)
-        _, ids = self.classifier.features(raw)
-        return self.teach(digest, ids, is_spam, raw, dedupe=dedupe, prefix_digest=prefix_digest)
+        message_view, ids = self.classifier.features(raw)
+        return self.teach(digest, ids, is_spam, raw, dedupe=dedupe, prefix_digest=prefix_digest,
+                          about=from_view(message_view))
 
     def teach(self, digest: str, ids, is_spam: bool, raw: bytes = None, dedupe: bool = True,
-              prefix_digest: str = None) -> LearnResult:
+              prefix_digest: str = None, about=(None, None)) -> LearnResult:
         """Teach a message whose features are already computed (eval, train).
 
         digest: rawmail.message_digest of the whole message; prefix_digest
@@ -312,6 +315,7 @@ class Session:
         raw, our headers stripped, goes to the training cache if there is one.
         dedupe=False teaches even a message the ledger knows with this label:
         the TREC protocol (eval) trains every message it is given.
+        about: (subject, sender domain) for the ledger (ledgerfields.from_view).
         """
         label = "spam" if is_spam else "good"
         # Without dedupe the ledger is not asked: eval --save then needs no
@@ -321,7 +325,7 @@ class Session:
         if previous == label:
             return LearnResult(digest, label, "skipped", before, before)
         self.teacher.teach(ids, is_spam, digest)
-        self.rows.append((digest, label, before))
+        self.rows.append(LedgerRow(digest, label, before, *about))
         if digest in self.forgotten:          # undone earlier in this session, taught again
             self.forgotten.remove(digest)
         self._pending[digest] = label
@@ -430,12 +434,13 @@ def train(session: Session, locations, read, passes: int = 1, on_message=None, o
                 continue
             digests = (message_digest(raw), content_digest(raw)) if number == 1 else None
             raw = classify_prefix(strip_our_headers(raw))
-            _, ids = session.classifier.features(raw)
+            message_view, ids = session.classifier.features(raw)
             wrong = label_for(session.model.pr(ids), session.config) != ("SPAM" if is_spam else "GOOD")
             report.messages += 1
             report.mistakes += wrong
             if number == 1:
-                result = session.teach(digests[0], ids, is_spam, raw, prefix_digest=digests[1])
+                result = session.teach(digests[0], ids, is_spam, raw, prefix_digest=digests[1],
+                                       about=from_view(message_view))
                 report.taught += result.action != "skipped"
             else:
                 report.taught += session.reinforce(ids, is_spam)
@@ -467,8 +472,8 @@ def rebuild(state, config, progress: bool = False):
             bar = tqdm(total=total, desc="rebuild", unit="msg")
         with session:
             for digest, label, raw in cache.entries():
-                _, ids = session.classifier.features(raw)
-                session.teach(digest, ids, label == "spam")
+                message_view, ids = session.classifier.features(raw)
+                session.teach(digest, ids, label == "spam", about=from_view(message_view))
                 if bar:
                     bar.update(1)
         if bar:

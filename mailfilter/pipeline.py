@@ -42,6 +42,7 @@ class _FailedVerdict:
 class _Answered:
     """A command mail answered with a report (commandmail.py): the report is
     for the INBOX, so it counts as good mail (filter --exit-code says 1)."""
+    answered = True             # verdicts.kind_of counts it apart
     label = "GOOD"
     pr = 0.0
     status = "GOOD ( 0.00 )"

@@ -210,6 +210,14 @@ def main(work, alice_name, bob_name):
     assert interpreter == "#!/opt/mailfilter/current/bin/python3" or \
         interpreter.startswith("#!/opt/mailfilter/venv-"), interpreter
     assert os.path.realpath("/opt/mailfilter/current/bin/python3") == os.path.realpath("/usr/bin/python3")
+    # Step 7b's Dovecot files, ready to copy, calling the command just installed
+    # (tests/test_dovecot.py runs them against a real Dovecot).
+    for name in ("bin/mailfilter-learn", "bin/mailfilter-filter"):
+        program = f"{SHARE}/dovecot/{name}"
+        assert os.access(program, os.X_OK) and "exec /usr/local/bin/mailfilter" in open(program).read(), program
+    for name in ("95-mailfilter-imapsieve.conf", "95-mailfilter-lmtp.conf", "report-spam.sieve",
+                 "report-good.sieve", "deliver.sieve"):
+        assert os.path.isfile(f"{SHARE}/dovecot/{name}"), name
     # realpath: Debian's /usr/local/man is a link to share/man.
     results["man_after"] = os.path.realpath(sh("man", "-w", "mailfilter").stdout.decode().strip())
     results["man_pages"] = [os.path.realpath(sh("man", "-w", *page).stdout.decode().strip())

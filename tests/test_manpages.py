@@ -22,7 +22,7 @@ GENERATOR = os.path.join(REPO, "contrib", "completion", "generate.py")
 PAGES = ("mailfilter.1", "mailfilter.conf.5", "maildir-train.8")
 # The commands mailfilter(1) documents option by option; the network
 # helper's commands are named there and documented by their --help.
-DOCUMENTED = ("filter", "classify", "learn", "train", "eval", "rebuild", "check", "demo")
+DOCUMENTED = ("filter", "classify", "learn", "train", "eval", "rebuild", "check", "stats", "demo")
 
 
 def page(name):

@@ -140,6 +140,29 @@ def test_ledger_keeps_the_score_before_and_forgets_on_commit(store):
         assert writer.label_of("d2") == "good"
 
 
+def test_ledger_rows_keep_subject_and_sender_and_learned_lists_them(store):
+    """What `mailfilter stats` reads: counts per label and the newest rows,
+    with the subject and sender's domain (store/__init__.py, the row)."""
+    from mailfilter.store.rows import LedgerRow
+    assert store.learned() == {"spam": 0, "good": 0, "recent": []}       # nothing yet, nothing made
+    with store.writer() as writer:
+        writer.commit(writer.load_copy(), [LedgerRow("d1", "spam", -0.5, "Cheap pills", "spam.example"),
+                                           ("d2", "good", 0.25)])            # the plain 3-tuple still works
+    time.sleep(0.01)
+    with store.writer() as writer:
+        writer.commit(writer.load_copy(), [LedgerRow("d3", "good", 1.0, "Minutes", "work.example"),
+                                           LedgerRow("d1", "good", -2.0, "Cheap pills", "spam.example")])
+    learned = store.learned(recent=10)
+    assert (learned["spam"], learned["good"]) == (0, 3)
+    newest = [(e.digest, e.label, e.subject, e.sender_domain, e.pr_before) for e in learned["recent"]]
+    assert newest[:2] == [("d1", "good", "Cheap pills", "spam.example", -2.0),
+                          ("d3", "good", "Minutes", "work.example", 1.0)]      # the later commit first
+    assert newest[2] == ("d2", "good", None, None, 0.25)
+    assert learned["recent"][0].trained_at >= learned["recent"][2].trained_at
+    assert [e.digest for e in store.learned(recent=1)["recent"]] == ["d1"]
+    assert store.describe()["generation"] == 2
+
+
 # -- the file store's own format ------------------------------------------------------
 
 def test_file_records_the_feature_version_and_settings(tmp_path):

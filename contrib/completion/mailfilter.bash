@@ -5,7 +5,7 @@
 #    source ~/.local/share/bash_completion/mailfilter
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_mailfilter_subparsers=(filter classify learn train eval rebuild command-secret check serve milter krfilter sources drops submission relaytest demo)
+_shtab_mailfilter_subparsers=(filter classify learn train eval rebuild command-secret check stats serve milter krfilter sources drops submission relaytest demo)
 
 _shtab_mailfilter_filter_option_strings=(-h --help --home --stats-only --exit-code)
 _shtab_mailfilter_classify_option_strings=(-h --help --home)
@@ -14,7 +14,8 @@ _shtab_mailfilter_train_option_strings=(-h --help --home --spam --good --passes 
 _shtab_mailfilter_eval_option_strings=(-h --help --home --results --limit --save --progress --spamd --user)
 _shtab_mailfilter_rebuild_option_strings=(-h --help --home --no-progress --user)
 _shtab_mailfilter_command_secret_option_strings=(-h --help --home --new)
-_shtab_mailfilter_check_option_strings=(-h --help --home --user --maildir --trainer-config)
+_shtab_mailfilter_check_option_strings=(-h --help --home --user --maildir --trainer-config --dovecot-config)
+_shtab_mailfilter_stats_option_strings=(-h --help --home --user --json --recent)
 _shtab_mailfilter_serve_option_strings=(-h --help --home --socket --listen --trusted-user --workers-per-user --max-workers --idle-timeout --socket-mode)
 _shtab_mailfilter_milter_option_strings=(-h --help --home --listen --spamd --site-user --recipient-map --reject-above --timeout)
 _shtab_mailfilter_krfilter_option_strings=(-h --help --fetch --url --cache --lenient --force --countries -c --preset --allow --allow-file --list-countries --format -f --output -o --reject --ports --log --log-rate --per-country --name --postfix-action -q --quiet)
@@ -39,6 +40,8 @@ _shtab_mailfilter_command_secret___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_check___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_check___maildir_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_check___trainer_config_COMPGEN=_shtab_compgen_files
+_shtab_mailfilter_check___dovecot_config_COMPGEN=_shtab_compgen_files
+_shtab_mailfilter_stats___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_serve___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_serve___socket_COMPGEN=_shtab_compgen_files
 _shtab_mailfilter_milter___home_COMPGEN=_shtab_compgen_dirs
@@ -73,7 +76,7 @@ _shtab_mailfilter_krfilter___format_choices=(ipset ipset-iptables ipset-ip6table
 _shtab_mailfilter_krfilter__f_choices=(ipset ipset-iptables ipset-ip6tables iptables ip6tables nft cidr postfix)
 _shtab_mailfilter_submission___chroot_choices=(y n -)
 _shtab_mailfilter_submission___sasl_choices=(dovecot)
-_shtab_mailfilter_pos_0_choices=(filter classify learn train eval rebuild command-secret check serve milter krfilter sources drops submission relaytest demo)
+_shtab_mailfilter_pos_0_choices=(filter classify learn train eval rebuild command-secret check stats serve milter krfilter sources drops submission relaytest demo)
 
 _shtab_mailfilter_filter__h_nargs=0
 _shtab_mailfilter_filter___help_nargs=0
@@ -104,6 +107,9 @@ _shtab_mailfilter_command_secret___help_nargs=0
 _shtab_mailfilter_command_secret___new_nargs=0
 _shtab_mailfilter_check__h_nargs=0
 _shtab_mailfilter_check___help_nargs=0
+_shtab_mailfilter_stats__h_nargs=0
+_shtab_mailfilter_stats___help_nargs=0
+_shtab_mailfilter_stats___json_nargs=0
 _shtab_mailfilter_serve__h_nargs=0
 _shtab_mailfilter_serve___help_nargs=0
 _shtab_mailfilter_milter__h_nargs=0

@@ -14,7 +14,9 @@ to procmail or maildrop, the recipe that calls mailfilter (owner, mode, and
 whether `mailfilter` is on procmail's and maildrop's PATH), the state
 directory and who owns it and its files, mailfilter.conf, the model (its
 feature version, what it was taught), the Maildir, the learn folders and
-the trainer's config, and where failures are logged."""
+the trainer's config, and where failures are logged. When Postfix hands
+mail to Dovecot's LMTP, Dovecot's Sieve set-up is looked at instead of a
+recipe; when Dovecot trains with IMAPSieve, that instead of the trainer."""
 
 EPILOG = """\
 examples:
@@ -36,6 +38,9 @@ def main(argv, prog) -> int:
     p.add_argument("--maildir", metavar="DIR", help="the user's Maildir (default ~NAME/Maildir)")
     p.add_argument("--trainer-config", metavar="FILE", default="/etc/mailfilter/maildir-train.conf",
                    help="maildir-train's config, to see if the user is listed (default %(default)s)")
+    p.add_argument("--dovecot-config", metavar="FILE", default="/etc/dovecot/dovecot.conf",
+                   help="Dovecot's config, asked with doveconf whether Dovecot delivers through "
+                        "mailfilter or trains it with IMAPSieve (default %(default)s)")
     args = p.parse_args(argv)
     import pwd
 
@@ -59,7 +64,8 @@ def main(argv, prog) -> int:
         return err.code
     maildir = os.path.abspath(os.path.expanduser(args.maildir)) if args.maildir else \
         os.path.join(pw.pw_dir, "Maildir")
-    findings = run(Target(pw, home, maildir, as_user=bool(args.user), trainer_config=args.trainer_config))
+    findings = run(Target(pw, home, maildir, as_user=bool(args.user), trainer_config=args.trainer_config,
+                          dovecot_config=args.dovecot_config))
     for finding in findings:
         print(finding.line())
     problems = sum(not f.ok for f in findings)

@@ -57,6 +57,11 @@ def run(home, stats_only=False, exit_code=False) -> int:
     except OSError as err:
         report(f"could not pass the message on ({err.strerror or err}); exit 75 so it is retried")
         return exitcodes.TEMPFAIL
+    try:                          # for `mailfilter stats`; the message is out already
+        from ..verdicts import count
+        count(home, outcome)
+    except Exception:  # noqa: BLE001 - counting must never cost a delivery
+        pass
     if exit_code:
         return {"SPAM": 0, "GOOD": 1}.get(outcome.verdict.label, 2)
     return exitcodes.OK

@@ -18,6 +18,7 @@ pipe filter.
 from ..log import report
 from ..pipeline import classify, head_with_status
 from ..rawmail import MessageReader
+from ..verdicts import kind_of, record
 from . import protocol
 from .protocol import ProtocolError
 
@@ -144,17 +145,22 @@ def serve(sock, already: bytes, at_eof: bool, user_model) -> str:
         report(f"spamd {command} refused: {err}")
         sock.sendall(protocol.error(err.code))
         return command
+    outcome = None
     try:
         if command == "TELL":
             sock.sendall(_tell(request, spool, user_model))
         elif command == "HEADERS":
-            _headers(sock, spool, user_model)
+            outcome = _headers(sock, spool, user_model)
         elif command == "PROCESS":
-            _process(sock, spool, user_model)
+            outcome = _process(sock, spool, user_model)
         else:
-            _check(sock, command, spool, user_model)
+            outcome = _check(sock, command, spool, user_model)
     finally:
         spool.close()
+    if outcome is not None:
+        # For `mailfilter stats`, as the pipe filter counts (verdicts.py):
+        # after the answer is out, and never an error.
+        record(user_model.state.home, kind_of(outcome))
     return command
 
 
@@ -169,6 +175,7 @@ def _process(sock, spool, user_model) -> None:
                                  body_length=length) + head)
     for chunk in reader.chunks():
         sock.sendall(chunk)
+    return outcome
 
 
 def _headers(sock, spool, user_model) -> None:
@@ -183,6 +190,7 @@ def _headers(sock, spool, user_model) -> None:
     split = protocol.spamc_body_start(data)
     body = out if split is None else out[:split + len(out) - len(data)]
     sock.sendall(protocol.answer(protocol.spam_header(outcome.verdict, user_model.config_for(outcome)), body))
+    return outcome
 
 
 def _check(sock, command, spool, user_model) -> None:
@@ -198,6 +206,7 @@ def _check(sock, command, spool, user_model) -> None:
         sock.sendall(protocol.answer(spam, protocol.report(outcome)))
     else:                               # REPORT_IFSPAM, not spam: nothing to report
         sock.sendall(protocol.answer(spam, b""))
+    return outcome
 
 
 def _tell(request, spool, user_model) -> bytes:

@@ -17,6 +17,30 @@ such interface; SpamBayes runs one test class over every storage class):
       w.commit(model, rows)     generation + 1, the ledger rows and the model
                                 saved together, or nothing at all;
                                 forget=digests also drops those rows (undo).
+    store.learned(recent)     what the ledger says, for `mailfilter stats`: the
+                              number of messages per label now, and the newest
+                              `recent` rows (LedgerEntry), newest first.
+    store.describe()          a dict about the stored model for `mailfilter
+                              stats` (at least "generation"; the file store
+                              adds its path, size, mtime, counters, features).
+
+The ledger row, what commit() records per message taught (LedgerRow below):
+
+    digest          rawmail.content_digest of the message (hex)
+    label           "spam" or "good"
+    pr_before       the model's pR of the message just before this teaching
+                    (None: not known), for undo
+    subject         its Subject, decoded, control characters removed, at most
+                    SUBJECT_CHARS characters (None: it has none)
+    sender_domain   the domain of its From: address, lower case (None: none)
+
+Every store keeps all five, plus the time of the teaching and the
+generation it belongs to. commit() accepts plain 3-tuples too (digest,
+label, pr_before): subject and sender_domain are then None. The types are
+in store/rows.py (LedgerRow, LedgerEntry for what learned() returns,
+ledger_row(row) to read either shape, SUBJECT_CHARS), apart so that the
+filter, which imports this package on every message, doesn't build them
+(~0.1 ms).
 
 Only mailfilter.learning calls writer(): that is the one write path. The
 classifier and the model know nothing of files, locks or Redis.
@@ -40,6 +64,15 @@ class Store:
 
     def writer(self) -> "StoreWriter":
         raise NotImplementedError
+
+    def learned(self, recent: int = 10) -> dict:
+        """{"spam": N, "good": N, "recent": [LedgerEntry, newest first]}.
+        Reads only; never creates the store."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """What `mailfilter stats` shows of the stored model."""
+        return {"generation": self.generation()}
 
 
 class StoreWriter:
@@ -71,7 +104,8 @@ class StoreWriter:
         return None
 
     def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
-        """rows: (digest, label, pr_before) of each message this commit taught.
+        """rows: a LedgerRow (or a plain (digest, label, pr_before) tuple) for
+        each message this commit taught.
         replace_ledger: the rows are the whole ledger from now on (rebuild).
         forget: digests whose rows go, after the model is saved (an undo: a
         crash in between leaves the row, and a repeated undo lands the same)."""

@@ -34,6 +34,26 @@ class FileStore(Store):
     def writer(self) -> "FileWriter":
         return FileWriter(self)
 
+    def learned(self, recent: int = 10) -> dict:
+        from .ledger import learned
+        return learned(self.ledger_path, recent)
+
+    def describe(self) -> dict:
+        """The model file's header and where it is, without the feature
+        check: `stats` shows a model other features wrote (and says so)."""
+        info = {"kind": "file", "path": self.model_path, "generation": 0}
+        try:
+            st = os.stat(self.model_path)
+        except FileNotFoundError:
+            info["exists"] = False
+            return info
+        info.update(exists=True, size=st.st_size, mtime=st.st_mtime)
+        header = modelfile.read_header(self.model_path)
+        info.update(header)
+        info["features_current"] = (header.get("feature_version") == self.features.version and
+                                    header.get("feature_crc") in (None, self.features.crc))
+        return info
+
 
 class FileWriter(StoreWriter):
     """flock(model.lock) for read-modify-write of the model.

@@ -168,3 +168,23 @@ def chunks(model: Model, features: FeatureIdentity):
     header = HEADER.pack(MAGIC, FORMAT, model.bits, model.trained_spam, model.trained_good,
                          model.generation, features.version, features.crc)
     return (header, model.weights.cast("B"), model.sq_grads.cast("B"))
+
+
+def read_header(path: str) -> dict:
+    """The header's fields, unchecked but for the magic (for `stats`):
+    format, bits, trained_spam, trained_good, generation, feature_version,
+    feature_crc (None for format 2). {"error": why} when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER.size)
+    except OSError as err:
+        return {"error": f"{path}: {err.strerror or err}"}
+    if len(head) < HEADER.size:
+        return {"error": f"{path}: truncated model file ({len(head)} bytes)"}
+    magic, fmt, bits, spam, good, generation, feature_version, crc = HEADER.unpack_from(head)
+    if magic != MAGIC:
+        return {"error": f"{path}: not a mailfilter model (bad magic)"}
+    if fmt == 2:
+        feature_version, crc = 1, None
+    return {"format": fmt, "bits": bits, "trained_spam": spam, "trained_good": good,
+            "generation": generation, "feature_version": feature_version, "feature_crc": crc}
