@@ -74,7 +74,14 @@ class Classifier:
     def features(self, data: bytes, block: HeaderBlock = None):
         """(view, feature ids) of a raw message or the prefix we read of it."""
         message_view = view.parse(data, self.config.max_text_bytes, block)
-        return message_view, features.feature_ids(message_view, data, self.model.bits)
+        ids = features.feature_ids(message_view, data, self.model.bits)
+        # The one hook for a shared model (personal.py): a model that serves
+        # one user of many adds that user's own ids to each family, and
+        # supplies their weights. Plain models have no extra_ids.
+        extra_ids = getattr(self.model, "extra_ids", None)
+        if extra_ids is not None:
+            ids = extra_ids(ids)
+        return message_view, ids
 
     def classify(self, data: bytes, block: HeaderBlock) -> Verdict:
         message_view, ids = self.features(data, block)
