@@ -17,13 +17,18 @@ a host that saw exactly the current table reproduces its own copy bit for
 bit (float32(old + (new - old)) == new; the deltas travel as float64).
 """
 
-# KEYS: meta ; ARGV: bits, fversion, fcrc, salt
+# KEYS: meta, w, s ; ARGV: bits, fversion, fcrc, salt
+# The first writer ever makes the model: its header and two zero tables.
 INIT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('HSET', KEYS[1], 'bits', ARGV[1], 'fversion', ARGV[2], 'fcrc', ARGV[3],
              'generation', '0', 'spam', '0', 'good', '0', 'salt', ARGV[4], 'format', '1')
+  local size = 4 * 2 ^ tonumber(ARGV[1])
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('SETRANGE', KEYS[2], size - 1, '\\0')
+  redis.call('SETRANGE', KEYS[3], size - 1, '\\0')
 end
-return redis.call('HGETALL', KEYS[1])
+return 1
 """
 
 # KEYS: meta, w ; ARGV: ids as little-endian int32

@@ -346,6 +346,12 @@ class RedisStore(Store):
                 raise ModelError(f"{self.where}: the shared {name} are {got} bytes, expected {size}")
         return meta, tables[0], tables[1]
 
+    def init(self, salt: bytes) -> None:
+        """Make the shared model if there is none yet (the first writer does)."""
+        self._run(lambda c: self._script("INIT")(
+            keys=[self.k_meta, self.k_w, self.k_s],
+            args=[self.bits, self.identity.version, self.identity.crc, salt.hex()], client=c))
+
     def _seed(self, salt: bytes) -> int:
         return personal.user_seed(self.user, salt)
 
@@ -601,17 +607,7 @@ class RedisWriter(StoreWriter):
         store = self.store
         meta, weights, sums = store._tables()
         if meta is None:
-            store._run(lambda c: store._script("INIT")(
-                keys=[store.k_meta], args=[store.bits, store.identity.version, store.identity.crc,
-                                           os.urandom(16).hex()], client=c))
-            size = 4 << store.bits
-
-            def zeros(c):
-                pipe = c.pipeline(transaction=True)
-                pipe.setrange(store.k_w, size - 1, b"\0")
-                pipe.setrange(store.k_s, size - 1, b"\0")
-                return pipe.execute()
-            store._run(zeros)
+            store.init(os.urandom(16))
             meta, weights, sums = store._tables()
         return meta, weights, sums
 
