@@ -126,7 +126,8 @@ def scores_redis(entries, config, work):
             cfg = Config(model_bits=config.model_bits, store=lab.url)
             store = open_store(State(home), cfg)
             store.user = user       # the bench plays six users as one account
-            store.k_ledger, store.k_lock = store.spec.prefix + "ledger:" + user, store.spec.prefix + "lock:" + user
+            for kind in ("ledger", "lock", "applied"):
+                setattr(store, "k_" + kind, f"{store.spec.prefix}{kind}:{user}")
             stores[user] = (store, cfg)
             store.init(salt)
         out = {}

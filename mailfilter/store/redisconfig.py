@@ -31,7 +31,15 @@ import os
 import stat
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigError
+from ..errors import ConfigError as _ConfigError
+from .modelfile import ModelError
+
+
+class ConfigError(_ConfigError, ModelError):
+    """A bad `store =` or credentials file. Found when the store is first
+    used, which may be deep inside a learn: every caller that handles a
+    model it can't use (ModelError) handles this too, and one that knows
+    about configuration says so with exit 78."""
 
 DEFAULT_CREDENTIALS = "/etc/mailfilter/redis.auth"
 SCHEMES = ("redis", "rediss", "unix")

@@ -6,8 +6,9 @@ Keys (P = the prefix, "mailfilter:" unless the URL says prefix=):
     P s                string: float32[2**bits] sums of squared gradients
     P users            set: every user who has committed (for stats)
     P ledger:USER      hash: digest (32 raw bytes) -> label letter + pR before
-                       ("s-0.52", "g", ...); and "\\0applied:HOST" -> the
-                       last commit number applied from that state directory
+                       ("s-0.52", "g", ...)
+    P applied:USER     hash: state directory id -> the last commit number
+                       applied from it (a queued learn lands once)
     P lock:USER        string: the writer lock of USER (a random token, with a TTL)
 
 A learn sends DELTAS, not a model: the commit script adds each weight's
@@ -59,7 +60,7 @@ end
 return 0
 """
 
-# KEYS: meta, w, s, ledger, lock, users
+# KEYS: meta, w, s, ledger, lock, users, applied
 # ARGV:  1 lock token ('' = none needed)   2 host id   3 commit number
 #        4 bits  5 fversion  6 fcrc
 #        7 ids (<i4)  8 weight deltas (<f8)  9 sum deltas (<f8)
@@ -70,8 +71,9 @@ return 0
 #       16 user   17 whole weights (reset) or ''   18 whole sums (reset) or ''
 # -> {'ok' | 'applied' | 'known', generation}
 COMMIT = """
-if ARGV[1] ~= '' and redis.call('GET', KEYS[5]) ~= ARGV[1] then
-  return redis.error_reply('MAILFILTER the writer lock expired before the commit; nothing was saved')
+local holder = redis.call('GET', KEYS[5])
+if ARGV[1] ~= '' and holder and holder ~= ARGV[1] then
+  return redis.error_reply('MAILFILTER another writer took the lock of this user (ours had expired); nothing was saved')
 end
 local meta = redis.call('HMGET', KEYS[1], 'bits', 'fversion', 'fcrc', 'generation')
 if not meta[1] then
@@ -80,8 +82,7 @@ end
 if meta[1] ~= ARGV[4] or meta[2] ~= ARGV[5] or meta[3] ~= ARGV[6] then
   return redis.error_reply('MAILFILTER the shared model has other features or size than this learn')
 end
-local applied_field = '\\0applied:' .. ARGV[2]
-local last = tonumber(redis.call('HGET', KEYS[4], applied_field) or '0')
+local last = tonumber(redis.call('HGET', KEYS[7], ARGV[2]) or '0')
 if tonumber(ARGV[3]) <= last then
   return {'applied', tonumber(meta[4])}
 end
@@ -106,7 +107,7 @@ if ARGV[15] == '1' and #entries > 0 then
     end
   end
   if all_known then
-    redis.call('HSET', KEYS[4], applied_field, ARGV[3])
+    redis.call('HSET', KEYS[7], ARGV[2], ARGV[3])
     return {'known', tonumber(meta[4])}
   end
 end
@@ -144,7 +145,7 @@ while pos <= #forget do
   redis.call('HDEL', KEYS[4], string.sub(forget, pos + 1, pos + n))
   pos = pos + n + 1
 end
-redis.call('HSET', KEYS[4], applied_field, ARGV[3])
+redis.call('HSET', KEYS[7], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[6], ARGV[16])
 return {'ok', redis.call('HINCRBY', KEYS[1], 'generation', 1)}
 """
