@@ -9,7 +9,6 @@ import glob
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -333,7 +332,7 @@ def test_credentials_come_from_a_root_only_file(tmp_path):
         assert status_of(res.stdout) == "UNSURE ( 0.00 )"
         res = learn(home, SPAM[1])
         assert res.returncode == 78 and b"open to others" in res.stderr, res.stderr
-        (home / "mailfilter.conf").write_text(f"store = redis://u:s3cret-pw@localhost/0\n")
+        (home / "mailfilter.conf").write_text("store = redis://u:s3cret-pw@localhost/0\n")
         res = learn(home, SPAM[1])
         assert res.returncode == 78 and b"no password in the store URL" in res.stderr, res.stderr
     finally:

@@ -668,7 +668,6 @@ class RedisWriter(StoreWriter):
     # -- commit --------------------------------------------------------------------
 
     def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
-        store = self.store
         entry = _Entry.of(self, model, rows, replace_ledger, forget)
         if self.online:
             try:
