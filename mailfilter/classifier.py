@@ -83,7 +83,14 @@ class Classifier:
             # our old or forged X-CRM114-* lines (the view skips them too).
             # Else a delivered copy scored otherwise than it was taught.
             raw = rewrite_header(data, block, [])
-        return message_view, features.feature_ids(message_view, raw, self.model.bits)
+        ids = features.feature_ids(message_view, raw, self.model.bits)
+        # The one hook for a shared model (personal.py): a model that serves
+        # one user of many adds that user's own ids to each family, and
+        # supplies their weights. Plain models have no extra_ids.
+        extra_ids = getattr(self.model, "extra_ids", None)
+        if extra_ids is not None:
+            ids = extra_ids(ids)
+        return message_view, ids
 
     def classify(self, data: bytes, block: HeaderBlock) -> Verdict:
         message_view, ids = self.features(data, block)

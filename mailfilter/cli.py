@@ -18,6 +18,7 @@ COMMANDS = {
     "eval": ("mailfilter.commands.eval", "TREC online evaluation over an index file"),
     "rebuild": ("mailfilter.commands.rebuild", "teach a new model from the training cache (after an upgrade)"),
     "command-secret": ("mailfilter.commands.command_secret", "the secret of command mail: train by forwarding to yourself"),
+    "shared": ("mailfilter.commands.shared", "the model shared by several mail hosts on Redis: info, export, import"),
     "check": ("mailfilter.commands.check", "what is wrong with a user's set-up, one line each, with the fix"),
     "stats": ("mailfilter.commands.stats", "what a user's filter learned and did: model, trained, verdicts, recent learns"),
     "serve": ("mailfilter.commands.serve", "resident filter for spamc (spamd protocol), one worker per user"),

@@ -50,6 +50,10 @@ class Config:
         # ~20,000 typical messages compressed.
         "cache_max_messages": (int, 20000),
         "cache_max_mb": (float, 200.0),
+        # Where the model lives: empty for this state directory's own files,
+        # or a Redis URL (redis://HOST:PORT/DB, rediss://..., unix:///PATH?db=N)
+        # for one model shared by several mail hosts (store/redisconfig.py).
+        "store": (str, ""),
         # The password of command mail (commandmail.py): `command SECRET spam`
         # trains from any mail client. Empty: no command mail. Read only from
         # the user's own file, never the system-wide one (shared by all).

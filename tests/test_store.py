@@ -22,9 +22,26 @@ def _file_store(tmp_path, bits=10):
     return open_store(State(str(tmp_path)), Config(model_bits=bits))
 
 
-@pytest.fixture(params=["file"])
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    from redis_lab import RedisLab
+    lab = RedisLab(tmp_path_factory.mktemp("redis")).start()
+    yield lab
+    lab.stop()
+
+
+def _redis_store(tmp_path, redis_server, bits=10):
+    # A real redis-server (tests/redis_lab.py); each test its own key prefix.
+    prefix = f"t{abs(hash(str(tmp_path))) % 10**9}:"
+    config = Config(model_bits=bits, store=f"{redis_server.url}&prefix={prefix}")
+    return open_store(State(str(tmp_path)), config)
+
+
+@pytest.fixture(params=["file", "redis"])
 def store(request, tmp_path):
-    return {"file": _file_store}[request.param](tmp_path)
+    if request.param == "redis":
+        return _redis_store(tmp_path, request.getfixturevalue("redis_server"))
+    return _file_store(tmp_path)
 
 
 def _teach(model, value=0.25):

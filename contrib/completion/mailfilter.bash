@@ -5,7 +5,7 @@
 #    source ~/.local/share/bash_completion/mailfilter
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_mailfilter_subparsers=(filter classify learn train eval rebuild command-secret check stats serve milter krfilter sources drops submission relaytest demo)
+_shtab_mailfilter_subparsers=(filter classify learn train eval rebuild command-secret shared check stats serve milter krfilter sources drops submission relaytest demo)
 
 _shtab_mailfilter_filter_option_strings=(-h --help --home --stats-only --exit-code)
 _shtab_mailfilter_classify_option_strings=(-h --help --home)
@@ -14,6 +14,7 @@ _shtab_mailfilter_train_option_strings=(-h --help --home --spam --good --passes 
 _shtab_mailfilter_eval_option_strings=(-h --help --home --results --limit --save --progress --spamd --user)
 _shtab_mailfilter_rebuild_option_strings=(-h --help --home --no-progress --user)
 _shtab_mailfilter_command_secret_option_strings=(-h --help --home --new)
+_shtab_mailfilter_shared_option_strings=(-h --help --home --replace)
 _shtab_mailfilter_check_option_strings=(-h --help --home --user --maildir --trainer-config --dovecot-config)
 _shtab_mailfilter_stats_option_strings=(-h --help --home --user --json --recent)
 _shtab_mailfilter_serve_option_strings=(-h --help --home --socket --listen --trusted-user --workers-per-user --max-workers --idle-timeout --socket-mode)
@@ -37,6 +38,7 @@ _shtab_mailfilter_eval___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_eval___results_COMPGEN=_shtab_compgen_files
 _shtab_mailfilter_rebuild___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_command_secret___home_COMPGEN=_shtab_compgen_dirs
+_shtab_mailfilter_shared___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_check___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_check___maildir_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter_check___trainer_config_COMPGEN=_shtab_compgen_files
@@ -71,12 +73,13 @@ _shtab_mailfilter_relaytest___cafile_COMPGEN=_shtab_compgen_files
 _shtab_mailfilter_demo___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter___home_COMPGEN=_shtab_compgen_dirs
 
+_shtab_mailfilter_shared_pos_0_choices=(info replay export import)
 _shtab_mailfilter_krfilter___preset_choices=(krfilter v2 v3)
 _shtab_mailfilter_krfilter___format_choices=(ipset ipset-iptables ipset-ip6tables iptables ip6tables nft cidr postfix)
 _shtab_mailfilter_krfilter__f_choices=(ipset ipset-iptables ipset-ip6tables iptables ip6tables nft cidr postfix)
 _shtab_mailfilter_submission___chroot_choices=(y n -)
 _shtab_mailfilter_submission___sasl_choices=(dovecot)
-_shtab_mailfilter_pos_0_choices=(filter classify learn train eval rebuild command-secret check stats serve milter krfilter sources drops submission relaytest demo)
+_shtab_mailfilter_pos_0_choices=(filter classify learn train eval rebuild command-secret shared check stats serve milter krfilter sources drops submission relaytest demo)
 
 _shtab_mailfilter_filter__h_nargs=0
 _shtab_mailfilter_filter___help_nargs=0
@@ -105,6 +108,9 @@ _shtab_mailfilter_rebuild___no_progress_nargs=0
 _shtab_mailfilter_command_secret__h_nargs=0
 _shtab_mailfilter_command_secret___help_nargs=0
 _shtab_mailfilter_command_secret___new_nargs=0
+_shtab_mailfilter_shared__h_nargs=0
+_shtab_mailfilter_shared___help_nargs=0
+_shtab_mailfilter_shared___replace_nargs=0
 _shtab_mailfilter_check__h_nargs=0
 _shtab_mailfilter_check___help_nargs=0
 _shtab_mailfilter_stats__h_nargs=0

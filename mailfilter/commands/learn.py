@@ -66,6 +66,8 @@ def main(argv, prog) -> int:
     from ..store import ModelError
     try:
         (result,) = learn_messages(state, config, [(reader.classified, args.spam, digest)])
+    except ConfigError as err:          # a shared store's settings, read on first use
+        return common.config_error_exit(err)
     except ModelError as err:
         report(f"{err}; not learned")
         return exitcodes.DATAERR

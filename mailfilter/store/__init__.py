@@ -46,7 +46,8 @@ Only mailfilter.learning calls writer(): that is the one write path. The
 classifier and the model know nothing of files, locks or Redis.
 
 Implementations: file.FileStore (an mmap'd model file, flock, SQLite
-ledger). A Redis store plugs in here, chosen by open_store.
+ledger); redisstore.RedisStore (one model shared by several hosts and all
+their users, with per-user weights), chosen by `store =` in mailfilter.conf.
 """
 
 from . import modelfile
@@ -113,10 +114,16 @@ class StoreWriter:
 
 
 def open_store(state, config) -> Store:
-    """The store a user's state directory names (today always the file store)."""
+    """The store a user's state directory names: the file store, or a Redis
+    store shared by several hosts (`store = redis://...`, redisstore.py)."""
     from .. import features
-    from .file import FileStore
     identity = modelfile.FeatureIdentity(features.VERSION, features.SPEC)
+    if getattr(config, "store", ""):
+        from .redisconfig import parse
+        from .redisstore import RedisStore
+        return RedisStore(parse(config.store, state.config_path), state.home, config.model_bits, identity,
+                          lock_path=state.lock_path)
+    from .file import FileStore
     return FileStore(state.model_path, state.lock_path, state.ledger_path, config.model_bits, identity)
 
 
