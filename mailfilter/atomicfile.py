@@ -14,10 +14,13 @@ file, and write rules into it before it was loaded.
 """
 
 import os
-import tempfile
 
 
 def replace(path: str, chunks, mode: int = 0o600) -> None:
+    # Here, not at the top: tempfile pulls in shutil, random, bz2 and lzma,
+    # ~4 ms that the pipe filter (which imports the store, never writes)
+    # must not pay.
+    import tempfile
     directory = os.path.dirname(os.path.abspath(path))
     # ".tmp." in the name: the tests and an admin's `ls` recognise our leftovers.
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp.", dir=directory)

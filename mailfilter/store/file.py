@@ -13,7 +13,6 @@ them (Ledger.__init__), so those messages are simply taught again.
 import fcntl
 import os
 
-from ..atomicfile import replace
 from . import Store, StoreWriter, modelfile
 
 
@@ -114,6 +113,7 @@ class FileWriter(StoreWriter):
     def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
         model.generation += 1
         self.ledger.record(rows, model.generation, replace_all=replace_ledger)
+        from ..atomicfile import replace
         replace(self.store.model_path, modelfile.chunks(model, self.store.features), 0o600)
         if forget:
             # After the model: rows are dropped only once the undone model stands.
