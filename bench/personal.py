@@ -37,7 +37,7 @@ import time
 from mailfilter import metrics
 from mailfilter.classifier import Classifier
 from mailfilter.evaluate import run
-from mailfilter.learning import policy_for
+from mailfilter.learning import Teacher
 from mailfilter.state import Config
 from mailfilter.store import modelfile
 from mailfilter.store.redisstore import PersonalModel
@@ -86,14 +86,14 @@ def scores_alone(entries, config):
     for user in USERS:
         mine = [e for e in entries if e[1] == user]
         model = modelfile.empty(config.model_bits)
-        result = run(Classifier(config, model), policy_for(config), [_entry(e) for e in mine])
+        result = run(Classifier(config, model), [_entry(e) for e in mine])
         out.update(zip([e[4] for e in mine], result.scores))
     return out
 
 
 def scores_global(entries, config):
     model = modelfile.empty(config.model_bits)
-    result = run(Classifier(config, model), policy_for(config), [_entry(e) for e in entries])
+    result = run(Classifier(config, model), [_entry(e) for e in entries])
     return dict(zip([e[4] for e in entries], result.scores))
 
 
@@ -102,10 +102,12 @@ def scores_personal(entries, config, salt=b"bench"):
     classifiers = {u: Classifier(config, PersonalModel(table.bits, table.weights, table.sq_grads,
                                                        seed=personal.user_seed(u, salt)))
                    for u in USERS}
-    policy = policy_for(config)
+    # One Teacher per user: each goes on rehearsing from that user's own
+    # recent mail, as a user's learns do from their training cache.
+    teachers = {u: Teacher(c.model, config) for u, c in classifiers.items()}
     out = {}
     for e in entries:
-        out[e[4]] = run(classifiers[e[1]], policy, [_entry(e)]).scores[0]
+        out[e[4]] = run(classifiers[e[1]], [_entry(e)], teacher=teachers[e[1]]).scores[0]
     return out
 
 
@@ -134,7 +136,7 @@ def scores_redis(entries, config, work):
         for n, e in enumerate(entries):
             store, cfg = stores[e[1]]
             with Session(store, cfg) as session:
-                out[e[4]] = run(session.classifier, session.policy, [_entry(e)], session=session).scores[0]
+                out[e[4]] = run(session.classifier, [_entry(e)], session=session).scores[0]
             if n % 500 == 0:
                 print(f"  redis: {n}/{len(entries)}", file=sys.stderr)
         memory = lab.client().info("memory")["used_memory"]

@@ -55,11 +55,14 @@ def file_digest(path: str) -> str:
         return read_digested(fh.read)[1]
 
 
-def run(classifier, entries, on_result=None, session=None) -> EvalResult:
+def run(classifier, entries, on_result=None, session=None, teacher=None) -> EvalResult:
     """The protocol over entries. session: a learning.Session whose model is
-    classifier.model, to record what is taught (eval --save)."""
+    classifier.model, to record what is taught (eval --save). teacher: a
+    learning.Teacher to go on with (its rehearsal pool), for a caller that
+    runs the protocol a message at a time."""
     result = EvalResult()
-    teacher = Teacher(classifier.model, classifier.config) if session is None else None
+    if session is None and teacher is None:
+        teacher = Teacher(classifier.model, classifier.config)
     started = time.perf_counter()
     for is_spam, rel, path in entries:
         try:
