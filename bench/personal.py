@@ -105,9 +105,15 @@ def scores_personal(entries, config, salt=b"bench"):
     # One Teacher per user: each goes on rehearsing from that user's own
     # recent mail, as a user's learns do from their training cache.
     teachers = {u: Teacher(c.model, config) for u, c in classifiers.items()}
+    # The shared table's counters are the site's, as the Redis store keeps
+    # them (the young model rehearses more, and the draws are seeded by them).
+    counters = [0, 0]
     out = {}
     for e in entries:
+        model = classifiers[e[1]].model
+        model.trained_spam, model.trained_good = counters
         out[e[4]] = run(classifiers[e[1]], [_entry(e)], teacher=teachers[e[1]]).scores[0]
+        counters = [model.trained_spam, model.trained_good]
     return out
 
 
@@ -118,6 +124,7 @@ def scores_redis(entries, config, work):
     from mailfilter.learning import Session
     from mailfilter.state import State
     from mailfilter.store import open_store
+    from mailfilter.trainingcache import open_cache
     lab = RedisLab(os.path.join(work, "redis")).start()
     try:
         stores = {}
@@ -135,7 +142,9 @@ def scores_redis(entries, config, work):
         out = {}
         for n, e in enumerate(entries):
             store, cfg = stores[e[1]]
-            with Session(store, cfg) as session:
+            # Each user's training cache: what their learns rehearse from,
+            # as the in-process run's Teacher does from memory.
+            with Session(store, cfg, cache=open_cache(State(os.path.dirname(store.copy_path)), cfg)) as session:
                 out[e[4]] = run(session.classifier, [_entry(e)], session=session).scores[0]
             if n % 500 == 0:
                 print(f"  redis: {n}/{len(entries)}", file=sys.stderr)
