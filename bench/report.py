@@ -7,7 +7,6 @@ import platform
 import subprocess
 from dataclasses import dataclass, field
 
-
 from . import summary
 
 SPAM_MISSED = [summary.spam_missed_key(h) for h in summary.HAM_POINTS_PCT]
@@ -436,8 +435,8 @@ def write(path, runs, engines, invocation, versions, started, seconds, notes):
         "- **Scenarios**: *plain* is the protocol above. *site-headers* runs it on copies of the messages "
         "that carry what a mailbox adds on delivery: Postfix local(8)'s `Return-Path`, `X-Original-To` "
         "and `Delivered-To`, a `Received` from the site's MX with a delivery date (the message's own `Date` "
-        "plus a few seconds, else a clock advancing a minute per message), and a stale `X-CRM114-Version`/"
-        "`-CacheID`/`-Status` block of ours whose verdict is random, unrelated to the class; the copies "
+        "plus a few seconds, else a clock advancing a minute per message), and a stale `X-CRM114-Version` "
+        "and `X-CRM114-Status` of ours whose verdict is random, unrelated to the class; the copies "
         "are written once in the work directory, so every engine reads the same bytes. *feedback* trains "
         "only what a user reports: messages the engine got wrong or marked UNSURE, spam with probability "
         "0.8, good mail with 0.2, one seeded draw per message (`mailfilter.evaluate.Feedback`, used by "
@@ -450,8 +449,8 @@ def write(path, runs, engines, invocation, versions, started, seconds, notes):
         "- **Spam missed at 0.1% (0.01%) of ham misclassified**: the same ROC curve read at one point, "
         "TREC's *h=.1%*: the spam let through by the threshold that misclassifies that share of the ham, "
         "the curve linear between the thresholds on either side "
-        "(`mailfilter.metrics.spam_missed_at_ham_percent`). At 0.01% it reads the ham tail: on 25,220 ham, "
-        "the 2.5 hammiest-scored good messages.",
+        "(`mailfilter.metrics.spam_missed_at_ham_percent`). At 0.01% it reads the ham tail: on 25,220 ham "
+        "the threshold sits among the 3 good messages scored spammiest.",
         "- **ham→SPAM %, spam→GOOD %, UNSURE %**: verdicts at each engine's own defaults "
         "(mailfilter: its config defaults; bogofilter: Debian's /etc/bogofilter.cf, spam_cutoff 0.99, "
         "ham_cutoff 0.45; crm114: stock mailfilter.cf, pR ≤ -5 SPAM, ≥ +5 GOOD). "
