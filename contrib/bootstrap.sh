@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs="procmail maildrop bogofilter crm114 postfix iptables ipset nftables iproute2 time sqlite3"
+debs="procmail maildrop bogofilter crm114 postfix iptables ipset nftables iproute2 time sqlite3 openssl dovecot-core python3-venv man-db spamc systemd util-linux redis-server"
 missing=""
 for p in $debs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -27,4 +27,4 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 # A regular (not editable) install: the editable finder costs ~7 ms of every
 # filter process's start-up. Tests run the source tree via PYTHONPATH.
-.venv/bin/python -m pip install -q '.[test,bench,fuzz,chart]'
+.venv/bin/python -m pip install -q '.[test,bench,fuzz,chart,redis]'

@@ -7,7 +7,7 @@ Format (/etc/mailfilter/maildir-train.conf), one mailbox per line:
     alice
     bob     spam-action=delete
     carol@example.org  user=vmail  maildir=/var/vmail/example.org/carol/Maildir
-                                   home=/var/vmail/example.org/carol/.mailfilter
+                                   home=/var/vmail/example.org/carol/mailfilter
 
 NAME is a system user, unless user=SYSUSER says which account owns the
 Maildir (virtual mailboxes all owned by vmail); then NAME is only the name in
@@ -15,7 +15,8 @@ the logs and maildir= and home= are required. Keys:
 
     user=         the account whose uid/gid we run as      (default: NAME)
     maildir=      the Maildir root                         (default: ~user/Maildir)
-    home=         the mailfilter state directory           (default: ~user/.mailfilter)
+    home=         the mailfilter state directory           (default: as for mailfilter,
+                                                              ~user/.local/share/mailfilter)
     layout=       maildir++, fs or auto                    (default: auto)
     spam-folder=  where learned spam goes                  (default: Junk)
     spam-action=  move (to spam-folder) or delete          (default: move)
@@ -29,6 +30,7 @@ import pwd
 from dataclasses import dataclass
 
 from mailfilter.errors import ConfigError
+from mailfilter.state import default_home
 
 from .maildir import check_folder_name
 
@@ -87,7 +89,7 @@ def mailbox(name, settings: dict) -> Mailbox:
     return Mailbox(
         name=name, user=user, uid=pw.pw_uid, gid=pw.pw_gid, account_home=pw.pw_dir,
         maildir=_expand(settings.get("maildir", "~/Maildir"), pw.pw_dir),
-        home=_expand(settings.get("home", "~/.mailfilter"), pw.pw_dir),
+        home=_expand(settings["home"], pw.pw_dir) if "home" in settings else default_home(pw.pw_dir),
         layout=settings.get("layout", "auto"),
         spam_folder=settings.get("spam-folder", "Junk"),
         spam_action=settings.get("spam-action", "move"))

@@ -29,7 +29,7 @@ import socket
 import stat
 import time
 
-from mailfilter.rawmail import MessageReader
+from mailfilter.rawmail import read_digested
 
 SUBDIRS = ("cur", "new", "tmp")
 INBOX = "INBOX"
@@ -134,8 +134,8 @@ class Maildir:
         self.close()
 
     def display(self, folder: str, sub: str, name: str) -> str:
-        """Short form for logs: '.Junk/cur/NAME', 'cur/NAME' for INBOX."""
-        return "/".join(p for p in (folder_dirname(folder, self.layout), sub, name) if p)
+        """Short form for logs: '.Junk/cur/NAME', 'cur/NAME' for INBOX (see shown)."""
+        return "/".join(p for p in (folder_dirname(folder, self.layout), sub, shown(name)) if p)
 
     def ensure_folder(self, folder: str) -> bool:
         """Create the folder (cur, new, tmp, maildirfolder) if missing. True if created."""
@@ -191,12 +191,16 @@ def _mkdir(name: str, dir_fd: int) -> bool:
 
 
 def read_message(dir_fd: int, name: str, uid: int):
-    """The prefix bytes of a message file, or None if it vanished.
+    """(what learning reads of a message file, the whole message's digest),
+    or None if it vanished.
 
-    Reads what `mailfilter learn` would classify on: the header block and the
-    first CLASSIFY_BODY_BYTES of body (rawmail.MessageReader), so a 200 MB
-    message costs no more memory than a small one. Raises Refused for a
-    symlink, a non-regular file, or a file the user does not own.
+    Holds only what `mailfilter learn` classifies on: the header block and
+    the first CLASSIFY_BODY_BYTES of body (MessageReader.classified), so a
+    200 MB message costs no more memory than a small one; the rest is read
+    and hashed as it streams (rawmail.message_digest, the ledger's key).
+    Raises Refused for a symlink, a non-regular file (a socket, a FIFO), or
+    a file the user does not own, readable or not (a hard link root made
+    to another user's 0600 file): those can't become readable by waiting.
     """
     try:
         fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
@@ -205,6 +209,17 @@ def read_message(dir_fd: int, name: str, uid: int):
     except OSError as err:
         if err.errno == errno.ELOOP:
             raise Refused("symbolic link") from None
+        # A socket can't be opened (ENXIO), another user's 0600 file can't
+        # be read (EACCES): they used to be retried for ever, a warning each
+        # time, and `--once` exited 75 on every run.
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            raise err from None
+        if not stat.S_ISREG(st.st_mode):
+            raise Refused("not a regular file") from None
+        if st.st_uid != uid:
+            raise Refused(f"owned by uid {st.st_uid}, not {uid}") from None
         raise
     try:
         st = os.fstat(fd)
@@ -214,11 +229,20 @@ def read_message(dir_fd: int, name: str, uid: int):
             raise Refused(f"owned by uid {st.st_uid}, not {uid}")
         if _open_for_writing(fd):
             raise Busy(name)
-        reader = MessageReader(lambda n: os.read(fd, n))
-        reader.read_prefix()
-        return reader.prefix
+        reader, digest = read_digested(lambda n: os.read(fd, n))
+        return reader.classified, digest
     finally:
         os.close(fd)
+
+
+def shown(name: str) -> str:
+    """A file name fit for one log line: a newline in it once injected log
+    lines, and a non-UTF-8 one made the syslog handler drop the line. Bytes
+    that are not UTF-8 show as \\xNN, control characters escaped."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _open_for_writing(fd: int) -> bool:

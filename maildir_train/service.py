@@ -42,14 +42,15 @@ what it does with a message:
   kept. A message learned before with the same label is only filed; with the
   other label it is a correction. A message that can't be filed stays where it
   is and is retried. Symbolic links, non-files and files the user doesn't own
-  are refused and left alone. tmp/ is ignored until the file is renamed.
+  are refused and left alone, once (remembered in maildir-train.refused
+  in the state directory). tmp/ is ignored until the file is renamed.
 
 config file (--config), one mailbox per line:
   *      layout=auto spam-folder=Junk             # defaults
-  alice                                           # ~alice/Maildir, ~alice/.mailfilter
+  alice                                           # ~alice/Maildir, ~alice/.local/share/mailfilter
   bob    spam-action=delete maildir=~/mail/Maildir
   carol@example.org user=vmail maildir=/var/vmail/example.org/carol \\
-                    home=/var/vmail/example.org/carol/.mailfilter
+                    home=/var/vmail/example.org/carol/mailfilter
   keys: user= maildir= home= layout= spam-folder= spam-action=
   A mistake is reported as FILE:LINE: what, and the exit status is 78.
 
@@ -58,10 +59,11 @@ logging: to syslog (facility mail, tag maildir-train) when /dev/log exists,
   went) and a summary every --summary seconds.
 
 exit status: 0 done (or stopped by SIGTERM); 75 with --once when a message had
-  to be left for later; 64 bad usage; 78 bad config.
+  to be left for later; 66 with --once when a Maildir is missing or unusable;
+  64 bad usage; 78 bad config.
 
 examples:
-  maildir-train --user                       # watch ~/Maildir, model in ~/.mailfilter
+  maildir-train --user                       # watch ~/Maildir, model in ~/.local/share/mailfilter
   maildir-train --user --once                # from cron: */5 * * * * maildir-train --user --once
   maildir-train --config /etc/mailfilter/maildir-train.conf     # as root, for a server
   systemctl --user enable --now maildir-train                  # contrib/maildir-train-user.service
@@ -78,7 +80,8 @@ def build_parser() -> ArgumentParser:
                       help="train every mailbox listed in FILE (e.g. /etc/mailfilter/maildir-train.conf)")
     p.add_argument("--maildir", metavar="DIR", help="Maildir root (--user; default ~/Maildir)")
     p.add_argument("--home", metavar="DIR",
-                   help="mailfilter state directory (--user; default $MAILFILTER_HOME, else ~/.mailfilter)")
+                   help="mailfilter state directory (--user; default $MAILFILTER_HOME, else "
+                        "~/.local/share/mailfilter)")
     p.add_argument("--layout", choices=cfg.LAYOUT_CHOICES,
                    help="folder layout: maildir++ (~/Maildir/.Junk), fs (~/Maildir/Junk) or "
                         "auto (look at the existing folders; default)")
@@ -128,10 +131,22 @@ def _seconds(value: str) -> float:
 class _Formatter(logging.Formatter):
     """'maildir-train[pid]: text', with 'warning: '/'error: ' where it matters."""
 
+    def formatMessage(self, record):
+        # One record, one line: a newline in a file name (or any text that
+        # came from a user's folder) must not forge a log line of its own.
+        record.message = record.message.replace("\r", "\\r").replace("\n", "\\n")
+        return super().formatMessage(record)
+
     def format(self, record):
         text = super().format(record)
         if record.levelno >= logging.WARNING:
             text = f"{record.levelname.lower()}: {text}"
+        # A lone surrogate (a non-UTF-8 file name) made SysLogHandler's
+        # encode fail and drop the whole line.
+        try:        # the name's own bytes as \xNN
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         return f"maildir-train[{record.process}]: {text}"
 
 
@@ -185,6 +200,12 @@ def run_mailbox(box, args) -> int:
         while not stop():
             result = trainer.scan(stop)
             waiting = result.waiting
+            if result.unusable:
+                # A cron job must not stay broken in silence: say so and
+                # exit non-zero (EX_NOINPUT), so cron mails the admin.
+                log.error("%s: %s; nothing trained (create it as the user with `maildirmake %s`, "
+                          "or give the right --maildir)", box.name, result.unusable, box.maildir)
+                return exitcodes.NOINPUT
             if not result.handled:
                 break
         _summary(box, trainer, "done")
@@ -283,7 +304,17 @@ def main(argv=None) -> int:
         return Supervisor(boxes, lambda box: run_mailbox(box, args), args.once, reread).run()
     if not args.user and os.geteuid() == 0:
         parser.error("as root, say --config FILE for the users to train (or --user for root's own mail)")
-    return run_mailbox(_current_user_box(args), args)
+    box = _current_user_box(args)
+    from mailfilter.errors import MailfilterError
+    from mailfilter.privileges import refuse_foreign
+    try:
+        refuse_foreign(box.home, "maildir-train --user",
+                       "list {name} in a --config file (each mailbox is trained as its owner), "
+                       "or run maildir-train --user as {name}")
+    except MailfilterError as err:
+        log.error("%s", err)
+        return err.code
+    return run_mailbox(box, args)
 
 
 if __name__ == "__main__":

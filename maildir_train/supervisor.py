@@ -13,15 +13,12 @@ re-reads the config: the children are stopped the same way and started
 again from the new list (a config with a mistake is logged and ignored).
 """
 
-import errno
-import importlib
 import logging
 import os
-import pkgutil
 import signal
 import time
 
-from mailfilter import exitcodes
+from mailfilter import exitcodes, privileges
 
 from .watcher import Waker
 
@@ -35,70 +32,15 @@ log = logging.getLogger("maildir-train")
 
 
 def preload() -> None:
-    """Import now everything a child could import later, and run it once.
-
-    After setuid a child may no longer be able to read the Python installation
-    (a pyenv under /root, for instance), and an import that fails there would
-    not fail loudly: a missing codec silently makes a message look different
-    from what the filter saw, and a missing module refused every message. So
-    the parent, still root, imports the lot: every codec, every module of our
-    two packages (found by walking them, so no hand-kept list can drift), and
-    then runs one whole learn in a scratch state directory, which also loads
-    what our modules import only inside functions (sqlite3, atomicfile's
-    helpers, the lazily compiled regexes).
-    """
-    import encodings
-    for module in pkgutil.iter_modules(encodings.__path__):
-        try:
-            importlib.import_module(f"encodings.{module.name}")
-        except Exception:       # platform codecs (mbcs, oem) don't import here
-            pass
-    import mailfilter
-    import maildir_train
-    for package in (mailfilter, maildir_train):
-        for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-            if module.name.endswith("__main__"):
-                continue
-            importlib.import_module(module.name)
+    """Everything a child could import after dropping privileges, imported
+    while still root (mailfilter.privileges.preload explains why)."""
+    privileges.preload(("mailfilter", "maildir_train"))
     import logging.handlers  # noqa: F401 - the service's syslog handler, used after the switch
-    _learn_once()
-
-
-def _learn_once() -> None:
-    import shutil
-    import tempfile
-
-    from mailfilter.learning import learn_messages
-    from mailfilter.state import Config, State
-    sample = ("Subject: =?ISO-2022-JP?B?GyRCJUYlOSVIGyhC?=\nContent-Type: text/plain; "
-              "charset=utf-8\n\n\u65e5\u672c\u8a9e\u306e\u30c6\u30b9\u30c8 http://example.com/a\n").encode()
-    scratch = tempfile.mkdtemp(prefix="maildir-train-preload-")
-    try:
-        learn_messages(State(scratch), Config(model_bits=10), [(sample, True)])
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def drop_privileges(box) -> None:
-    """Become the mailbox's account for good: groups, gid, then uid. Verified."""
-    if os.geteuid() == 0 and box.uid != 0:
-        os.setgroups([])
-        os.initgroups(box.user, box.gid)
-        os.setgid(box.gid)
-        os.setuid(box.uid)
-        try:
-            os.setuid(0)
-        except PermissionError:
-            pass
-        else:                                   # pragma: no cover - would be a kernel bug
-            raise SystemExit("could regain root after setuid; refusing to continue")
-    if os.geteuid() != box.uid or os.getuid() != box.uid:
-        raise PermissionError(errno.EPERM, f"running as uid {os.geteuid()}, cannot act as "
-                              f"{box.user} (uid {box.uid}); start maildir-train as root")
-    os.environ.update(HOME=box.account_home, USER=box.user, LOGNAME=box.user)
-    os.environ.pop("MAILFILTER_HOME", None)
-    os.umask(0o077)
-    os.chdir("/")
+    """Become the mailbox's account for good (mailfilter.privileges.become)."""
+    privileges.become(privileges.Account(box.user, box.uid, box.gid, box.account_home))
 
 
 class Supervisor:

@@ -22,6 +22,7 @@ import errno
 import logging
 import os
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass, field
 from itertools import zip_longest
@@ -29,7 +30,8 @@ from itertools import zip_longest
 from mailfilter.classifier import format_pr
 from mailfilter.learning import learn_messages
 from mailfilter.errors import ConfigError
-from mailfilter.state import open_state
+from mailfilter.atomicfile import replace
+from mailfilter.state import open_state, read_regular
 from mailfilter.store import ModelError
 
 from . import maildir as md
@@ -40,6 +42,18 @@ LEARN_FOLDERS = (("learn-spam", "spam"), ("learn-good", "good"))
 # One learn_messages call (one 8 MB model rewrite) per this many messages;
 # small enough that SIGTERM is answered within a fraction of a second.
 BATCH = 200
+# ... and per this many bytes of what learning holds of them (each message's
+# header block and 256 KiB of body): 40 hard links to one file with a 32 MB
+# header once drove the trainer to 1.44 GB (7 GB with a batch of 200). A
+# message bigger than this is learned in a batch of its own. With it, the
+# trainer stays under 100 MB (README "Figures").
+BATCH_BYTES = 16 * 1024 * 1024
+# Refusals are remembered here, in the state directory, so that `--once`
+# from cron does not warn about the same socket every five minutes.
+REFUSED_NAME = "maildir-train.refused"
+# A message the library choked on: refused for this run only (a later
+# mailfilter may learn it).
+UNLEARNABLE = "cannot be learned"
 # A file still being written (Busy) is looked at again after this long.
 BUSY_RETRY = 0.5
 MAX_BACKOFF = 900.0
@@ -71,6 +85,7 @@ class ScanResult:
     handled: int = 0                 # messages learned (or skipped) and filed
     waiting: int = 0                 # messages left for a later try
     retry_at: float = None           # time.monotonic() of the earliest retry
+    unusable: str = None             # why the Maildir could not be used at all
 
 
 class Trainer:
@@ -86,6 +101,8 @@ class Trainer:
         self._learn_failures = 0     # consecutive, for the back-off
         self._learn_not_before = 0.0
         self._last_problem = None    # last one-off problem logged, to log it once
+        self._refused_loaded = False
+        self._refused_changed = False
 
     # -- paths for the watcher --------------------------------------------------------------
 
@@ -108,7 +125,14 @@ class Trainer:
         if created:
             log.info("%s: created %s in %s (%s layout)", self.box.name,
                      ", ".join(maildir.display(f, "", "") for f in created), self.box.maildir, self.layout)
-        self._subscribe(maildir, [f for f, _ in LEARN_FOLDERS])
+        folders = [f for f, _ in LEARN_FOLDERS]
+        # A spam folder that exists already (Junk made by a recipe or by the
+        # user) is subscribed too, or clients that list only subscribed
+        # folders never show where learned spam goes.
+        if self.box.spam_action == "move" and _is_dir(maildir.fd, md.folder_dirname(self.box.spam_folder,
+                                                                                     self.layout)):
+            folders.append(self.box.spam_folder)
+        self._subscribe(maildir, folders)
         self.prepared = True
 
     def _subscribe(self, maildir, folders) -> None:
@@ -133,7 +157,8 @@ class Trainer:
         try:
             maildir = md.Maildir(self.box.maildir, self.layout, self.box.uid)
         except (OSError, md.Refused) as err:
-            self._problem(f"cannot open Maildir {self.box.maildir}: {_why(err)}; will look again")
+            result.unusable = f"cannot open Maildir {self.box.maildir}: {_why(err)}"
+            self._problem(f"{result.unusable}; will look again")
             result.retry_at = now + self.retry
             return result
         with maildir:
@@ -144,22 +169,63 @@ class Trainer:
                 self._last_problem = None
             except (OSError, md.Refused) as err:
                 self.prepared = False
-                self._problem(f"cannot set up the learn folders in {self.box.maildir}: {_why(err)}")
+                result.unusable = f"cannot set up the learn folders in {self.box.maildir}: {_why(err)}"
+                self._problem(result.unusable)
                 result.retry_at = now + self.retry
                 return result
-            for start in range(0, len(entries), self.batch):
+            start = 0
+            while start < len(entries):
                 if stop():
                     result.waiting += len(entries) - start
                     break
-                if not self._batch(maildir, entries[start:start + self.batch], result):
-                    result.waiting += max(0, len(entries) - start - self.batch)
+                ok, used = self._batch(maildir, entries[start:start + self.batch], result)
+                start += used
+                if not ok:
+                    result.waiting += len(entries) - start
                     break
+            self._save_refused()
         if self._not_before:
             soonest = min(self._not_before.values())
             result.retry_at = soonest if result.retry_at is None else min(result.retry_at, soonest)
         return result
 
+    # -- refusals, remembered across runs -------------------------------------------------
+
+    def _refused_path(self) -> str:
+        return os.path.join(self.box.home, REFUSED_NAME)
+
+    def _load_refused(self) -> None:
+        """Refusals of earlier runs: one line each, inode and the hex of the
+        folder, sub and name (names may hold any byte but / and NUL)."""
+        self._refused_loaded = True
+        try:
+            text = read_regular(self._refused_path()).decode("ascii")
+        except (OSError, UnicodeDecodeError):
+            return
+        for line in text.splitlines():
+            try:
+                inode, *parts = line.split()
+                folder, sub, name = (os.fsdecode(bytes.fromhex(p)) for p in parts)
+                self._refused.setdefault((folder, sub, name, int(inode)), "refused before")
+            except ValueError:
+                continue
+
+    def _save_refused(self) -> None:
+        if not self._refused_changed:
+            return
+        self._refused_changed = False
+        lines = "".join(f"{key[3]} {' '.join(os.fsencode(p).hex() for p in key[:3])}\n"
+                        for key, why in sorted(self._refused.items()) if why != UNLEARNABLE)
+        try:
+            if lines or os.path.lexists(self._refused_path()):
+                open_state(self.box.home)           # the state directory, 0700, if it is new
+                replace(self._refused_path(), [lines.encode("ascii")], 0o600)
+        except OSError as err:
+            self._problem(f"cannot remember refused files in {self._refused_path()}: {_why(err)}")
+
     def _entries(self, maildir, now, result) -> list:
+        if not self._refused_loaded:
+            self._load_refused()
         entries, present = [], set()
         for folder, label in LEARN_FOLDERS:
             for sub in ("new", "cur"):
@@ -186,18 +252,26 @@ class Trainer:
         for table in (self._refused, self._not_before):
             for key in [k for k in table if k not in present]:
                 del table[key]
+                self._refused_changed |= table is self._refused
         return entries
 
-    def _batch(self, maildir, entries, result) -> bool:
-        """Read, learn, file one batch. False if learning failed (stop this scan)."""
+    def _batch(self, maildir, entries, result):
+        """Read, learn, file one batch: (False if learning failed (stop this
+        scan), how many of entries it took). It stops reading at BATCH_BYTES."""
         loaded = []
+        held = 0
+        used = 0
         for key, inode, label in entries:
             folder, sub, name = key
+            if loaded and held + _size(maildir, folder, sub, name) > BATCH_BYTES:
+                break       # what is held of a message is at most its size
+            used += 1
             try:
-                raw = md.read_message(maildir.subdir(folder, sub), name, self.box.uid)
+                message = md.read_message(maildir.subdir(folder, sub), name, self.box.uid)
             except md.Refused as err:
                 # Keyed by inode too: a real message later saved under the same name is read.
                 self._refused[key + (inode,)] = str(err)
+                self._refused_changed = True
                 self.counters.refused += 1
                 log.warning("%s: refused %s: %s; left untouched", self.box.name,
                             maildir.display(folder, sub, name), err)
@@ -209,13 +283,15 @@ class Trainer:
             except OSError as err:
                 self._defer(key, result, f"cannot read {maildir.display(*key)}: {_why(err)}")
                 continue
-            if raw is None:
+            if message is None:
                 self.counters.vanished += 1
                 log.debug("%s: %s vanished before it was read", self.box.name, maildir.display(*key))
                 continue
-            loaded.append((key, inode, label, raw))
+            raw, digest = message
+            held += len(raw)
+            loaded.append((key, inode, label, raw, digest))
         if not loaded:
-            return True
+            return True, used
         try:
             state = open_state(self.box.home)
             config = state.load_config()
@@ -229,7 +305,7 @@ class Trainer:
             result.retry_at = self._learn_not_before
             log.error("%s: could not learn %d message(s), left in place, retrying in %.0f s: %s",
                       self.box.name, len(loaded), delay, _why(err))
-            return False
+            return False, used
         self._learn_failures = 0
         touched = set()
         for (key, *_), learned in zip(loaded, results):
@@ -240,7 +316,7 @@ class Trainer:
                 os.fsync(maildir.subdir(folder, sub))
             except (OSError, md.Refused):
                 pass
-        return True
+        return True, used
 
     def _learn(self, maildir, state, config, loaded):
         """learn_messages on the batch; (messages learned, their results).
@@ -251,13 +327,14 @@ class Trainer:
         is refused (left in place, logged) so it can't block the others.
         """
         try:
-            return loaded, learn_messages(state, config, [(raw, label == "spam") for _, _, label, raw in loaded])
+            return loaded, learn_messages(state, config, [(raw, label == "spam", digest)
+                                                          for _, _, label, raw, digest in loaded])
         except (ConfigError, ModelError, OSError, sqlite3.Error):
             raise
         except Exception:
             if len(loaded) == 1:
                 key, inode = loaded[0][:2]
-                self._refused[key + (inode,)] = "cannot be learned"
+                self._refused[key + (inode,)] = UNLEARNABLE      # for this run only
                 self.counters.refused += 1
                 log.exception("%s: cannot learn %s; left untouched", self.box.name, maildir.display(*key))
                 return [], []
@@ -313,10 +390,24 @@ class Trainer:
         log.warning("%s: %s; left in place, retrying in %.0f s", self.box.name, text, self.retry)
 
 
+def _size(maildir, folder: str, sub: str, name: str) -> int:
+    try:
+        return os.stat(name, dir_fd=maildir.subdir(folder, sub), follow_symlinks=False).st_size
+    except (OSError, md.Refused):
+        return 0            # gone, or not ours to look at: read_message will say
+
+
 def _exists(dir_fd: int, name: str) -> bool:
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         return True
+    except OSError:
+        return False
+
+
+def _is_dir(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
         return False
 

@@ -47,17 +47,28 @@ _HAN = "[\u4e00-\u9fff]"
 _HIGH_BYTE = re.compile(rb"[\x80-\xff]")
 
 
+# Codecs Python knows that are no mail charset. punycode decodes in
+# quadratic time (256 KiB labelled charset=punycode took 4-11 s of the
+# filter; bench/codec_timing.py times every label, and it was the only one
+# not linear); idna is punycode per label; undefined always raises. The
+# bytes-to-bytes codecs (base64, zlib, ...) are not text encodings at all.
+_NOT_CHARSETS = {"punycode", "idna", "undefined"}
+
+
 def codec_for(label):
-    """Python codec name for a MIME charset label, or None if unknown."""
+    """Python codec name for a MIME charset label, or None if unknown (or no charset)."""
     if not label:
         return None
     label = label.strip().strip('"\'').lower()
     if label in _ALIASES:
         return _ALIASES[label]
     try:
-        return codecs.lookup(label).name
+        info = codecs.lookup(label)
     except (LookupError, ValueError):
         return None
+    if info.name in _NOT_CHARSETS or not getattr(info, "_is_text_encoding", True):
+        return None
+    return info.name
 
 
 def _try(data: bytes, codec: str):

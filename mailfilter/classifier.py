@@ -10,10 +10,11 @@ import os
 
 from . import features, rules, view
 from .model import Model
-from .rawmail import HeaderBlock, header_bytes, normalized
+from .rawmail import HeaderBlock, normalized, rewrite_header, scan_header
 from .state import Config
 
 FORCED_PR = 999.99
+_INF = float("inf")
 
 
 class Verdict:
@@ -59,7 +60,7 @@ def recipient_of(view_headers, env=os.environ):
 
 def rules_text(data: bytes, block: HeaderBlock, message_view) -> str:
     """What priolist rules match against: unfolded headers, blank line, text."""
-    head = header_bytes(data, block)[: rules.MAX_MATCH_CHARS]
+    head = data[block.start:min(block.end, block.start + rules.MAX_MATCH_CHARS)]
     head_text = normalized(head).decode("utf-8", "replace")
     head_text = head_text.replace("\n ", " ").replace("\n\t", " ")
     return head_text + "\n\n" + "\n".join(message_view.texts)
@@ -73,8 +74,23 @@ class Classifier:
 
     def features(self, data: bytes, block: HeaderBlock = None):
         """(view, feature ids) of a raw message or the prefix we read of it."""
+        if block is None:
+            block = scan_header(data)
         message_view = view.parse(data, self.config.max_text_bytes, block)
-        return message_view, features.feature_ids(message_view, data, self.model.bits)
+        raw = data
+        if any(f.is_ours for f in block.fields):
+            # The byte grams see the message as learn teaches it: without
+            # our old or forged X-CRM114-* lines (the view skips them too).
+            # Else a delivered copy scored otherwise than it was taught.
+            raw = rewrite_header(data, block, [])
+        ids = features.feature_ids(message_view, raw, self.model.bits)
+        # The one hook for a shared model (personal.py): a model that serves
+        # one user of many adds that user's own ids to each family, and
+        # supplies their weights. Plain models have no extra_ids.
+        extra_ids = getattr(self.model, "extra_ids", None)
+        if extra_ids is not None:
+            ids = extra_ids(ids)
+        return message_view, ids
 
     def classify(self, data: bytes, block: HeaderBlock) -> Verdict:
         message_view, ids = self.features(data, block)
@@ -87,4 +103,14 @@ class Classifier:
             if rule is not None:
                 return Verdict("GOOD" if rule.good else "SPAM", FORCED_PR if rule.good else -FORCED_PR, rule)
         pr = self.model.pr(ids)
+        if pr != pr or pr in (_INF, -_INF):
+            # The filter never scans the whole model (38 ms of an 8 MB one);
+            # a non-finite score is the sign, and the pipeline turns this
+            # into UNSURE ( 0.00 ) with the line logged.
+            from .store import ModelError
+            raise ModelError("the model holds infinite or NaN weights: run `mailfilter rebuild`")
+        if not self.model.trained:
+            # A model never taught has no opinion: not GOOD ( 0.00 ), which
+            # a good_threshold of 0 would make of it.
+            return Verdict("UNSURE", pr)
         return Verdict(label_for(pr, self.config), pr)

@@ -20,9 +20,10 @@ import time
 
 from . import exitcodes
 from .errors import InputError
-from .learning import teach
+from .learning import Teacher
+from .ledgerfields import from_view
 from .pipeline import read_file
-from .rawmail import content_digest
+from .rawmail import content_digest, read_digested
 
 
 class EvalResult:
@@ -99,12 +100,19 @@ def read_index(index_path: str, limit=None):
     return entries
 
 
-def run(classifier, policy, entries, on_result=None, session=None, feedback=None) -> EvalResult:
+def file_digest(path: str) -> str:
+    """rawmail.message_digest of the message in a file, streamed."""
+    with open(path, "rb") as fh:
+        return read_digested(fh.read)[1]
+
+
+def run(classifier, entries, on_result=None, session=None, feedback=None) -> EvalResult:
     """The protocol over entries. session: a learning.Session whose model is
     classifier.model, to record what is taught (eval --save). feedback: a
-    Feedback choosing which messages are taught; None teaches every one."""
+    Feedback choosing which messages are taught; None teaches every one.
+    on_result(rel, is_spam, verdict, trained) follows each message."""
     result = EvalResult()
-    model = classifier.model
+    teacher = Teacher(classifier.model, classifier.config) if session is None else None
     started = time.perf_counter()
     for is_spam, rel, path in entries:
         try:
@@ -114,10 +122,20 @@ def run(classifier, policy, entries, on_result=None, session=None, feedback=None
         message_view, ids = classifier.features(data, block)
         verdict = classifier.verdict(data, block, message_view, ids)
         trained = feedback is None or feedback.reports(is_spam, verdict.label)
-        if trained and session is None:
-            teach(model, ids, is_spam, classifier.config, policy)
-        elif trained:
-            session.teach(content_digest(data), ids, is_spam, raw=data, dedupe=False)
+        if not trained:
+            pass                # the user never reported it
+        elif session is None:
+            # The digest lets a message taught twice replace its first copy
+            # among those rehearsed, as the training cache does for a
+            # session per message (the daemon): the same draws either way.
+            # (The ledger's digest covers the whole message; this one the
+            # prefix read, which is the same for all but messages with
+            # more than 256 KiB of body, and costs no second read.)
+            teacher.teach(ids, is_spam, content_digest(data))
+        else:
+            # The ledger keys on the whole message: read on through it.
+            session.teach(file_digest(path), ids, is_spam, raw=data, dedupe=False,
+                          about=from_view(message_view))
         result.paths.append(rel)
         result.is_spam.append(is_spam)
         result.scores.append(verdict.spamminess)

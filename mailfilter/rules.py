@@ -1,4 +1,4 @@
-"""priolist.mfp: the admin's and user's own rules, CRM114-compatible.
+r"""priolist.mfp: the admin's and user's own rules, CRM114-compatible.
 
     # comment
     +regex      the message is GOOD if regex matches
@@ -12,7 +12,13 @@ from $RECIPIENT or else the first Delivered-To header; a rule that needs it
 when it is unknown never matches.
 
 A bad regex is reported with its file and line and skipped; the others stay
-in force, and mail keeps flowing.
+in force, and mail keeps flowing. A ${RECIPIENT} rule is compiled again for
+each recipient, and some recipients make a regex the load-time check
+accepted invalid (`\${RECIPIENT}` and a recipient starting with "q" is the
+bad escape `\q`; `(a)\1${RECIPIENT}` and one starting with "0" the group
+`\10`): that rule is skipped for this message and logged, and the rules
+after it still apply. The recipient can come from the message itself
+(Delivered-To), so a sender must not be able to switch the rules off.
 """
 
 import re
@@ -28,21 +34,22 @@ class RulesError(Exception):
 
 
 class Rule:
-    __slots__ = ("good", "source", "line", "pattern")
+    __slots__ = ("good", "source", "line", "pattern", "path")
 
-    def __init__(self, good: bool, source: str, line: int):
+    def __init__(self, good: bool, source: str, line: int, path: str = "priolist.mfp"):
         self.good = good
         self.source = source    # the regex as written
         self.line = line
         self.pattern = None     # compiled at load if it has no ${RECIPIENT}
+        self.path = path        # the file it came from, for the log
 
 
 def load(path: str):
     """(rules, errors). A missing file is no rules; bad lines are errors."""
     rules, errors = [], []
+    from .state import read_regular
     try:
-        with open(path, "rb") as fh:
-            text = fh.read().decode("utf-8", "replace")
+        text = read_regular(path).decode("utf-8", "replace")
     except FileNotFoundError:
         return rules, errors
     except OSError as err:
@@ -56,7 +63,7 @@ def load(path: str):
         if sign not in "+-" or not regex:
             errors.append(f"{path}:{number}: a rule starts with + (good) or - (spam) and a regex: {line!r}")
             continue
-        rule = Rule(sign == "+", regex, number)
+        rule = Rule(sign == "+", regex, number, path)
         try:
             compiled = re.compile(regex.replace(RECIPIENT_TOKEN, "recipient@example.invalid"), re.MULTILINE)
             if RECIPIENT_TOKEN not in regex:
@@ -68,15 +75,23 @@ def load(path: str):
     return rules, errors
 
 
-def check(rules, text: str, recipient):
-    """The first matching rule, or None."""
+def check(rules, text: str, recipient, report=None):
+    """The first matching rule, or None. report(line): where a rule that
+    can't be compiled for this recipient is logged (default: log.warning)."""
     text = text[:MAX_MATCH_CHARS]
     for rule in rules:
         pattern = rule.pattern
         if pattern is None:
             if not recipient:
                 continue
-            pattern = re.compile(rule.source.replace(RECIPIENT_TOKEN, re.escape(recipient)), re.MULTILINE)
+            try:
+                pattern = re.compile(rule.source.replace(RECIPIENT_TOKEN, re.escape(recipient)), re.MULTILINE)
+            except (re.error, OverflowError, RecursionError, ValueError) as err:
+                if report is None:
+                    from .log import warning as report
+                # The recipient may be the sender's text: repr, and cut short.
+                report(f"{rule.path}:{rule.line}: rule skipped for recipient {recipient[:100]!r}: {err}")
+                continue
         if pattern.search(text):
             return rule
     return None

@@ -57,8 +57,8 @@ class TrainingCache:
     def db(self):
         # Opened on first use: a session that teaches nothing never touches it.
         if self._db is None:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            os.close(fd)
+            from .state import open_regular
+            os.close(open_regular(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
             db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
@@ -100,8 +100,46 @@ class TrainingCache:
                     self.db.execute("DELETE FROM taught WHERE seq <= ?", (seq,))
                     break
 
+    def lookup(self, cache_id: str):
+        """(digest, label, raw) of the entry an X-CRM114-CacheID names, or None.
+
+        cache_id is the hex after `sfid-`: the first 16 hex digits of the
+        digest (pipeline.Outcome.status_lines). A range on the unique digest
+        index, so one lookup costs the same in a cache of 20,000 as of 20.
+        Two digests sharing 64 bits are taken as no match rather than a guess.
+        """
+        cache_id = cache_id.lower()
+        if not 8 <= len(cache_id) <= 64 or cache_id.strip("0123456789abcdef"):
+            return None
+        rows = self.db.execute("SELECT digest, label, message FROM taught WHERE digest >= ? AND digest < ? "
+                               "LIMIT 2", (cache_id, cache_id + "g")).fetchall()
+        if len(rows) != 1:
+            return None
+        digest, label, data = rows[0]
+        return digest, label, zlib.decompress(data)
+
+    def forget(self, digests) -> None:
+        """Drop these entries (an undo: a rebuild must not teach them again)."""
+        if not digests:
+            return
+        self._buffer = [row for row in self._buffer if row[0] not in digests]
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany("DELETE FROM taught WHERE digest = ?", [(d,) for d in digests])
+
     def __len__(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM taught").fetchone()[0]
+
+    def newest(self, n: int) -> list:
+        """(seq, digest) of the newest n entries written so far, newest first."""
+        if self._db is None and not os.path.exists(self.path):
+            return []                       # no cache yet: don't create one to read it
+        return self.db.execute("SELECT seq, digest FROM taught ORDER BY seq DESC LIMIT ?", (n,)).fetchall()
+
+    def entry(self, seq: int):
+        """(digest, label, raw) of one entry, or None if it is gone (trimmed, forgotten)."""
+        row = self.db.execute("SELECT digest, label, message FROM taught WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else (row[0], row[1], zlib.decompress(row[2]))
 
     def entries(self):
         """(digest, label, raw) oldest first, one at a time (bounded memory)."""

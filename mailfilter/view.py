@@ -18,6 +18,7 @@ MAX_DEPTH = 12          # nesting of multipart / message/rfc822 we descend into
 MAX_PARTS = 200         # leaf parts we look at; spam never needs more
 MAX_HEADER_VALUE = 2048  # chars of one header value worth tokenising
 MAX_FIELDS = 1000       # header fields of one part we look at; real mail has < 100
+_VALUE_BYTES = 4 * MAX_HEADER_VALUE     # raw bytes of a value that can reach a feature
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,40})\?([bBqQ])\?([^?\s]*)\?=")
 _ENCODED_GAP = re.compile(r"(\?=)[ \t\r\n]+(=\?)")
@@ -149,7 +150,7 @@ class _Walker:
         if top:
             for f in block.fields[:MAX_FIELDS]:
                 if f.name.lower() == b"content-type":
-                    hint = _params(data[f.start:f.end][:4096].decode("ascii", "replace")).get("charset")
+                    hint = _params(data[f.start:min(f.end, f.start + 4096)].decode("ascii", "replace")).get("charset")
         # Only the first MAX_FIELDS fields: hostile mail has 100,000s, and
         # decoding them all cost ~1.5 s of CPU and 40 MB per million fields.
         for f in block.fields[:MAX_FIELDS]:
@@ -158,7 +159,10 @@ class _Walker:
                 # them, so they must not count here either.
                 continue
             name = f.name.lower()
-            raw_value = data[f.start + len(f.name):f.end].lstrip(b" \t")[1:]
+            # At most _VALUE_BYTES of the value: slicing a 32 MB header line
+            # whole took two copies of it (the 32 MB header case, 118 MB).
+            colon = data.index(b":", f.start + len(f.name), f.end)
+            raw_value = data[colon + 1:min(f.end, colon + 1 + _VALUE_BYTES)]
             if top:
                 self.view.headers.append((name.decode("ascii", "replace"),
                                           decode_header_value(raw_value[:MAX_HEADER_VALUE * 4], hint)[:MAX_HEADER_VALUE]))

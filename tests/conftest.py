@@ -49,8 +49,10 @@ def remove_forged(data: bytes) -> bytes:
     """The input minus X-CRM114-* fields (and their folded lines), by an
     independent, simple reading of the header: what the filter must remove.
 
-    As procmail reads it, the header runs to the first blank line, so our
-    fields are removed even after a line that is not a header field."""
+    As procmail reads it, the header runs to the first empty line, so our
+    fields are removed even after a line that is not a header field, and
+    after a line holding only a CR (procmail reads on; with LF lines only
+    a line with nothing before its LF is empty)."""
     # Lines end at LF when there is one (a CR before it, or alone inside a
     # line, is part of the line); only a message without LF splits at CR.
     sep = b"\n" if b"\n" in data else b"\r"
@@ -62,7 +64,7 @@ def remove_forged(data: bytes) -> bytes:
             if i == 0 and line.startswith(b"From "):
                 out.append(line)
                 continue
-            if line.strip(b"\r\n") == b"":
+            if (line in (b"\n", b"") if sep == b"\n" else line.strip(b"\r\n") == b""):
                 in_header = False
             elif line[:1] in (b" ", b"\t"):
                 if dropping:

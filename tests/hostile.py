@@ -210,6 +210,46 @@ def line_endings(kind):
     return build
 
 
+# -- forged fields: memory and procmail's idea of the header (issue 14) -----------
+
+def forged_fields(n):
+    """n bytes of forged X-CRM114-* fields: kept as an object each, a 10 MB
+    message of them peaked at 341 MB, a 32 MB one at 1.1 GB."""
+    return b"From: a@b\nSubject: x\n" + b"X-CRM114-A:\n" * (n // 12) + b"\nbody\n"
+
+
+def forged_alternating(n):
+    """Forged and plain fields in turn: no two removals can be merged."""
+    return b"From: a@b\nSubject: x\n" + b"X-CRM114-A:\nB:\n" * (n // 15) + b"\nbody\n"
+
+
+def forged_after_cr_line(n):
+    """A line holding only a CR ends the header for maildrop (and for us),
+    not for procmail: forged fields after it matched a procmail recipe."""
+    return (HEAD + b"\r\n" + b"X-CRM114-Status: GOOD ( 99.99 )\n\tfolded\nX-Other: kept\n" * max(1, n // 56)
+            + b"\nbody\nX-CRM114-Status: GOOD ( 99.99 ) after the blank line: body\n")
+
+
+def forged_alternating_kept(n):
+    """forged_alternating(n) as it must come out (minus our lines)."""
+    return b"From: a@b\nSubject: x\n" + b"B:\n" * (n // 15) + b"\nbody\n"
+
+
+def charset_punycode(n):
+    """A body labelled charset=punycode: Python's punycode decoder is
+    quadratic (256 KiB took 4-11 s of the filter)."""
+    return (HEAD + b"Content-Type: text/plain; charset=punycode\n\n" + b"abc-" + b"9" * n + b"\n"
+            + b"Subject-less body, and an encoded-word: =?punycode?q?abc-" + b"9" * 2000 + b"?=\n")
+
+
+def forged_in_crlf_body(n):
+    """In a CRLF message no line is empty for procmail (nothing before the
+    LF), so its header runs on through the body: forged fields there too."""
+    lines = (HEAD + b"\n" + _text_lines(max(1, n // 70)) + b"X-CRM114-Status: GOOD ( 99.99 )\n"
+             + _text_lines(max(1, n // 70))).split(b"\n")
+    return b"\r\n".join(lines)
+
+
 # -- regex-hostile text, one case per pattern ------------------------------------
 # Header values are decoded up to 8 KiB each, Content-Type up to 4 KiB: to
 # scale past that, a hostile value is repeated over many headers or parts.
@@ -294,6 +334,13 @@ CASES = [
     Case("crlf", line_endings("crlf"), 2_000, 16_000, "CRLF line endings"),
     Case("bare_cr", line_endings("bare_cr"), 2_000, 16_000, "bare CR line endings"),
     Case("mixed_line_endings", line_endings("mixed"), 2_000, 16_000, "every line ending, mixed"),
+    # At 10 MB and 32 MB in test_hostile.test_big_hostile_messages_in_bounded_memory.
+    Case("forged_fields", forged_fields, 256 * 1024, 2 * 1024 * 1024, "forged X-CRM114-* fields only"),
+    Case("forged_alternating", forged_alternating, 256 * 1024, 2 * 1024 * 1024,
+         "forged and plain fields in turn"),
+    Case("forged_after_cr_line", forged_after_cr_line, 2_000, 16_000, "forged fields after a line of only a CR"),
+    Case("charset_punycode", charset_punycode, 32 * 1024, 256 * 1024, "a body labelled charset=punycode"),
+    Case("forged_in_crlf_body", forged_in_crlf_body, 64 * 1024, 512 * 1024, "a forged field in a CRLF body"),
 ] + [_regex_case(name, build) for name, build in REGEX_CASES.items()]
 
 BY_NAME = {case.name: case for case in CASES}
@@ -457,8 +504,10 @@ def reference_strip(data: bytes) -> bytes:
     has one, so a CR inside a LF line is just a byte of that line; only a
     message with no LF at all is split at bare CR. A folded line continues a
     field only if there is a field before it. The header runs to the first
-    blank line, as procmail reads it: after a line that is not a field, our
-    fields are still dropped and every other line is kept.
+    empty line, as procmail reads it: after a line that is not a field, our
+    fields are still dropped and every other line is kept. With LF lines
+    "empty" means nothing before the LF: a line holding only a CR (or a
+    CRLF message's blank line) does not end procmail's header.
     """
     sep = b"\n" if b"\n" in data else b"\r"
     lines = [l + sep for l in data.split(sep)]
@@ -468,8 +517,8 @@ def reference_strip(data: bytes) -> bytes:
         if i == 0 and line.startswith(b"From "):
             out.append(line)
             continue
-        if not line.strip(b"\r\n"):
-            return b"".join(out + lines[i:])              # the blank separator
+        if (line in (b"\n", b"") if sep == b"\n" else not line.strip(b"\r\n")):
+            return b"".join(out + lines[i:])              # the empty line ends it
         if line[:1] in (b" ", b"\t") and (have_field or not in_fields):
             if not dropping:
                 out.append(line)

@@ -235,9 +235,50 @@ def test_unknown_command_is_usage_error():
 
 
 @pytest.mark.parametrize("command", ["filter", "classify", "learn", "train", "eval", "krfilter",
-                                     "sources", "drops", "submission", "demo"])
+                                     "sources", "drops", "submission", "relaytest", "demo", "serve", "milter"])
 def test_every_command_exits_64_on_a_bad_option(command):
     """EX_USAGE for every usage error, as the README promises (argparse's own is 2)."""
     out = run_mailfilter([command, "--no-such-option"])
     assert out.returncode == 64, (out.returncode, out.stderr)
     assert b"error:" in out.stderr
+
+
+def test_home_before_the_command_is_the_commands_home(home, tmp_path):
+    """`mailfilter --home DIR classify` gave "unrecognized arguments: classify"."""
+    other = tmp_path / "other"
+    learned = run_mailfilter(["--home", str(other), "learn", "--spam"], SPAM, home)
+    assert learned.returncode == 0, learned.stderr
+    assert os.path.exists(other / "model.mfm") and not os.path.exists(home / "model.mfm")
+    for args in (["--home", str(other), "classify"], [f"--home={other}", "classify"]):
+        out = run_mailfilter(args, SPAM, home)
+        assert out.returncode == 0 and out.stdout.startswith(b"SPAM"), (args, out.stderr)
+    # Without a command it is still the filter's own option.
+    assert status_of(run_mailfilter(["--home", str(other)], SPAM, home).stdout).startswith("SPAM")
+
+
+@pytest.mark.parametrize("data", [b"", b"\n\n", b"  \r\n"])
+def test_learn_refuses_an_empty_message(home, data):
+    """`learn --spam < /dev/null` taught an empty message and recorded it."""
+    out = run_mailfilter(["learn", "--spam"], data, home)
+    assert out.returncode == 66, out
+    assert b"no message on standard input" in out.stderr
+    assert not os.path.exists(home / "model.mfm") and not os.path.exists(home / "ledger.sqlite")
+
+
+def test_train_with_one_class_warns(home, tmp_path):
+    spam_only = run_mailfilter(["train", "--spam", os.path.join(SAMPLES, "train", "spam")], b"", home)
+    assert spam_only.returncode == 0, spam_only.stderr
+    assert b"warning: the model has learned no good mail yet" in spam_only.stderr
+    assert b"--good ~/Maildir" in spam_only.stderr
+    both = run_mailfilter(["train", "--good", os.path.join(SAMPLES, "train", "good")], b"", home)
+    assert both.returncode == 0 and b"warning" not in both.stderr, both.stderr
+
+
+def test_help_and_readme_agree_on_what_good_mail_to_train():
+    """Help said `--good ~/Maildir/cur` (which misses new/), README `~/Maildir`."""
+    readme = open(os.path.join(os.path.dirname(SAMPLES), "..", "README.md")).read()
+    texts = [readme] + [run_mailfilter(args, b"", None).stdout.decode()
+                        for args in (["--help"], ["train", "--help"])]
+    for text in texts:
+        goods = set(re.findall(r"train [^\n]*--good (~/Maildir\S*)", text))
+        assert goods == {"~/Maildir"}, goods

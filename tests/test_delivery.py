@@ -68,24 +68,25 @@ def recipe(path, text):
 
 def run_procmail(rcfile, maildir, home, data, command=None):
     # procmail sets HOME from the password file, so the recipe's
-    # MAILDIR=$HOME/Maildir is pointed at the test's Maildir, as if this
-    # user's home were the test directory.
+    # $HOME/Maildir is pointed at the test's Maildir, as if this user's home
+    # were the test directory: contrib/procmailrc takes MAILDIR_ROOT from
+    # the environment, a test's own recipe gets it written in.
     with open(rcfile) as fh:
         text = fh.read()
     recipe(rcfile, text.replace("MAILDIR=$HOME/Maildir", f"MAILDIR={maildir}"))
     env = env_for(home)
-    env.update(MAILFILTER_CMD=command or filter_command(home))
+    env.update(MAILDIR_ROOT=str(maildir), MAILFILTER_CMD=command or filter_command(home))
     # -p: keep the environment (procmail clears it by default), so the
-    # recipe picks up MAILDIR and MAILFILTER_CMD from the test.
+    # recipe picks up MAILDIR_ROOT and MAILFILTER_CMD from the test.
     return subprocess.run([need("procmail"), "-p", "-m", rcfile], input=data, env=env,
-                          capture_output=True, timeout=60, cwd=maildir)
+                          capture_output=True, timeout=60, cwd=os.path.dirname(maildir))
 
 
 def run_maildrop(rcfile, maildir, home, data, command=None):
     env = env_for(home)
     env.update(MAILDIR_ROOT=str(maildir), MAILFILTER_CMD=command or filter_command(home))
     return subprocess.run([need("maildrop"), rcfile], input=data, env=env,
-                          capture_output=True, timeout=60, cwd=maildir)
+                          capture_output=True, timeout=60, cwd=os.path.dirname(maildir))
 
 
 PROCMAILRC = os.path.join(REPO, "contrib", "procmailrc")
@@ -193,3 +194,75 @@ def test_procmail_requeues_when_the_filter_cannot_write(tmp_path, home):
     result = run_procmail(rcfile, maildir, home, GOOD, command=str(script))
     assert result.returncode == 75
     assert delivered(maildir) == [] and delivered(maildir, ".Junk") == []
+
+
+# A recipe that files a message whose status says GOOD, as a user might write.
+GOOD_RECIPE = {
+    "procmail": "MAILDIR=$HOME/Maildir\nDEFAULT=$MAILDIR/\n:0fw\n| $MAILFILTER_CMD\n"
+                ":0:\n* ^X-CRM114-Status: GOOD\n.Good/\n",
+    "maildrop": 'xfilter "$MAILFILTER_CMD"\nif (/^X-CRM114-Status: GOOD/)\n{\n    to "$MAILDIR_ROOT/.Good/"\n}\n'
+                'to "$MAILDIR_ROOT/"\n',
+}
+
+
+@pytest.mark.parametrize("agent", sorted(DELIVER))
+@pytest.mark.parametrize("shape", ["cr_only_line", "cr_cr_line", "crlf_body"])
+def test_forged_good_after_a_cr_line_reaches_no_recipe(agent, shape, tmp_path, home):
+    """Issue 14: a line holding only a CR ended the header for us (and for
+    maildrop) but not for procmail, so a forged GOOD after it survived and
+    procmail's recipe matched it. In a CRLF message no line is empty for
+    procmail at all: a forged field in its body matched too."""
+    forged = b"X-CRM114-Status: GOOD ( 99.99 )"
+    data = {
+        "cr_only_line": SPAM.replace(b"\nSubject:", b"\n\r\n" + forged + b"\nSubject:", 1),
+        "cr_cr_line": SPAM.replace(b"\nSubject:", b"\n\r\r\n" + forged + b"\nSubject:", 1),
+        "crlf_body": (SPAM + forged + b"\nmore body\n").replace(b"\n", b"\r\n"),
+    }[shape]
+    run, _ = DELIVER[agent]
+    rcfile = recipe(tmp_path / "rc", GOOD_RECIPE[agent])
+    maildir = make_maildir(tmp_path / "Maildir")
+    os.makedirs(maildir / ".Good" / "new")
+    # Without the filter the agent itself does see the forged field (procmail)
+    # or not (maildrop): the test is about what the filter leaves.
+    result = run(rcfile, maildir, home, data)
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(maildir / ".Good" / "new") == []
+    (copy,) = delivered(maildir)
+    assert b"99.99" not in copy
+    assert status_of(copy) != "GOOD"
+    assert_passthrough(baseline(agent, tmp_path, data), copy)
+
+
+def test_procmail_reads_on_past_a_cr_only_line():
+    """The premise, checked on the real procmail with `cat` as the filter: a
+    field after a line of only a CR, or in a CRLF body, is header to it."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        rcfile = recipe(os.path.join(tmp, "rc"), GOOD_RECIPE["procmail"])
+        maildir = make_maildir(os.path.join(tmp, "Maildir"))
+        os.makedirs(os.path.join(maildir, ".Good", "new"))
+        for data in (b"From: a\nSubject: x\n\r\nX-CRM114-Status: GOOD\n\nbody\n",
+                     b"From: a\r\nSubject: x\r\n\r\nbody\r\nX-CRM114-Status: GOOD\r\n"):
+            assert run_procmail(rcfile, maildir, os.path.join(tmp, "h"), data, command="cat").returncode == 0
+        assert len(os.listdir(os.path.join(maildir, ".Good", "new"))) == 2
+
+
+@pytest.mark.parametrize("agent", sorted(DELIVER))
+def test_contrib_recipe_makes_a_missing_maildir(agent, tmp_path, trained_home):
+    """A new account has no Maildir: the recipe makes it (and Junk) instead of
+    delivering into $HOME/new/ (procmail) or deferring forever (maildrop)."""
+    run, rcfile = DELIVER[agent]
+    rcfile = recipe(tmp_path / "rc", open(rcfile).read())
+    maildir = tmp_path / "home" / "Maildir"
+    os.makedirs(maildir.parent)
+    for data in (SPAM, GOOD):
+        result = run(rcfile, maildir, trained_home, data)
+        assert result.returncode == 0, result.stderr
+        assert b"Lock failure" not in result.stderr and b"Couldn't chdir" not in result.stderr, result.stderr
+    assert [status_of(m)[:4] for m in delivered(maildir)] == ["GOOD"]
+    assert [status_of(m)[:4] for m in delivered(maildir, ".Junk")] == ["SPAM"]
+    assert sorted(os.listdir(maildir.parent)) == ["Maildir"]          # nothing in $HOME/new
+    for folder in ("", ".Junk"):
+        for sub in ("cur", "new", "tmp"):
+            assert os.path.isdir(maildir / folder / sub), (folder, sub)
+    assert os.stat(maildir).st_mode & 0o077 == 0

@@ -23,7 +23,9 @@ from mailfilter.store import modelfile
 from conftest import MAILFILTER, SAMPLES, assert_passthrough, env_for, need, run_mailfilter, status_of
 
 MESSAGE = b"From: friend@example.com\nSubject: lunch\n\nSee you at noon.\n"
-FAILED_NOTICE = b"X-CRM114-Notice: mailfilter could not classify this message; see the mail log."
+# Then where the cause was logged: the mail log, or the state directory's
+# mailfilter.log without syslog (tests/test_logging.py).
+FAILED_NOTICE = b"X-CRM114-Notice: mailfilter could not classify this message; see "
 DROP_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--"]
 
 
@@ -172,6 +174,38 @@ def test_state_path_is_a_file(tmp_path):
     assert_failed_open(run_mailfilter([], MESSAGE, path / "below"), cause=b"Not a directory")
 
 
+def _without_home(args, data, cwd, home_value=None, no_passwd=False):
+    """Run with HOME unset (or set to home_value) and no MAILFILTER_HOME.
+    no_passwd: as a uid with no passwd entry, made real by a user namespace
+    mapping uid 54321 (the process still is root outside it, so it can run
+    the interpreter under /root)."""
+    env = env_for(None)
+    env.pop("HOME", None)
+    if home_value is not None:
+        env["HOME"] = home_value
+    prefix = []
+    if no_passwd:
+        need("unshare")
+        import pwd
+        with pytest.raises(KeyError):
+            pwd.getpwuid(54321)
+        prefix = ["unshare", "--user", "--map-user=54321", "--map-group=54321"]
+    return subprocess.run(prefix + MAILFILTER + list(args), input=data, capture_output=True, env=env,
+                          cwd=cwd, timeout=120)
+
+
+@pytest.mark.parametrize("how", ["no_passwd_entry", "relative_home"])
+def test_no_usable_home_is_refused_not_a_relative_state_dir(tmp_path, how):
+    """Issue 14: with HOME unset and no passwd entry, expanduser("~") is "~",
+    and the state directory became ./~/.mailfilter wherever we ran."""
+    kw = {"no_passwd_entry": dict(no_passwd=True), "relative_home": dict(home_value="somewhere")}[how]
+    learn = _without_home(["learn", "--spam"], MESSAGE, tmp_path, **kw)
+    assert learn.returncode == 78, learn.stderr
+    assert learn.stderr.count(b"\n") == 1 and b"no home directory for uid" in learn.stderr
+    assert_failed_open(_without_home([], MESSAGE, tmp_path, **kw), cause=b"no home directory")
+    assert os.listdir(tmp_path) == []           # no ./~/.mailfilter, no ./.mailfilter
+
+
 # -- config and rules ------------------------------------------------------------------
 
 @pytest.mark.parametrize("config", [b"spam_threshold = banana\n", b"no equals sign\n", b"nosuchkey = 1\n",
@@ -181,9 +215,108 @@ def test_bad_config_passes_mail_through(home, config):
     assert_failed_open(run_mailfilter([], MESSAGE, home), cause=b"mailfilter.conf")
 
 
+# Issue 14: one of these once destroyed the model for good (-inf, nan, -1e40
+# were accepted, and the next learn wrote non-finite weights).
+OUT_OF_RANGE = [b"spam_threshold = -inf\n", b"spam_threshold = -1e40\n", b"spam_threshold = nan\n",
+                b"good_threshold = inf\n", b"learn_margin = nan\n", b"learn_margin = -1\n",
+                b"max_text_bytes = -5\n", b"model_bits = 9\n", b"cache_max_messages = -1\n",
+                b"cache_max_mb = inf\n"]
+
+
+@pytest.mark.parametrize("config", OUT_OF_RANGE, ids=lambda c: c.decode().strip())
+def test_out_of_range_setting_is_refused_with_its_line(home, config):
+    (home / "mailfilter.conf").write_bytes(b"# mine\n" + config)
+    key = config.split(b" ")[0]
+    conf = str(home / "mailfilter.conf").encode()
+    assert_failed_open(run_mailfilter([], MESSAGE, home), cause=conf + b":2: " + key + b" must be between")
+    before = sha(home / "model.mfm")
+    learn = run_mailfilter(["learn", "--spam"], SPAM_NOT_SEEN, home)
+    assert learn.returncode == 78, learn.stderr
+    assert learn.stderr.count(b"\n") == 1 and conf + b":2: " + key in learn.stderr
+    assert sha(home / "model.mfm") == before
+
+
+SPAM_NOT_SEEN = open(os.path.join(SAMPLES, "inbox", "2-spam.eml"), "rb").read()
+GOOD_SAMPLE = open(os.path.join(SAMPLES, "train", "good", "00.eml"), "rb").read()
+
+
+def test_minus_inf_threshold_can_no_longer_destroy_the_model(home):
+    """The issue's reproduction: spam_threshold = -inf, learn a new spam,
+    remove the line, classify good mail (it said SPAM ( -inf ) for good)."""
+    (home / "mailfilter.conf").write_text("spam_threshold = -inf\n")
+    assert run_mailfilter(["learn", "--spam"], SPAM_NOT_SEEN, home).returncode == 78
+    (home / "mailfilter.conf").unlink()
+    out = run_mailfilter(["classify"], GOOD_SAMPLE, home)
+    assert out.returncode == 0 and out.stdout.startswith(b"GOOD"), out.stdout
+
+
+def test_learner_never_writes_a_non_finite_weight_whatever_the_settings(home):
+    """Settings that bypass the config file (the library's Config) still
+    can't get a non-finite weight saved: the session refuses, nothing changes."""
+    from mailfilter.learning import learn_messages
+    from mailfilter.state import Config, State
+    before = sha(home / "model.mfm")
+    for bad in (dict(spam_threshold=float("-inf")), dict(spam_threshold=-1e40), dict(spam_threshold=float("nan"))):
+        with pytest.raises(modelfile.ModelError, match="infinite or NaN"):
+            learn_messages(State(str(home)), Config(**bad), [(SPAM_NOT_SEEN, True)])
+        assert sha(home / "model.mfm") == before
+
+
+def _poison(model_path, index=7, value=float("-inf")):
+    data = bytearray(model_path.read_bytes())
+    struct.pack_into("<f", data, modelfile.HEADER.size + 4 * index, value)
+    model_path.write_bytes(bytes(data))
+
+
+def test_model_holding_a_non_finite_weight_is_refused(home):
+    """Written by an older mailfilter: learn refuses it with one line (it
+    died with a ZeroDivisionError traceback), the filter delivers UNSURE."""
+    _poison(home / "model.mfm", index=0)            # the bias: every message scores -inf
+    before = sha(home / "model.mfm")
+    assert_failed_open(run_mailfilter([], MESSAGE, home), cause=b"infinite or NaN")
+    learn = run_mailfilter(["learn", "--good"], GOOD_SAMPLE, home)
+    assert learn.returncode == 65, learn.stderr
+    assert b"Traceback" not in learn.stderr and b"infinite or NaN" in learn.stderr
+    assert b"mailfilter rebuild" in learn.stderr
+    assert sha(home / "model.mfm") == before
+
+
 def test_unreadable_config_passes_mail_through(home):
     (home / "mailfilter.conf").mkdir()
     assert_failed_open(run_mailfilter([], MESSAGE, home), cause=b"cannot read")
+
+
+@pytest.mark.parametrize("name", ["mailfilter.conf", "model.mfm", "priolist.mfp"])
+def test_fifo_in_the_state_dir_does_not_hang_the_filter(home, name):
+    """Issue 14: `mkfifo ~/.mailfilter/priolist.mfp` (or the config, or the
+    model) hung the filter in open() waiting for a writer. Only regular
+    files are read, opened without blocking."""
+    path = home / name
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+    result = run_mailfilter([], MESSAGE, home, timeout=20)
+    if name == "priolist.mfp":
+        assert_classified(result)       # no rules, as for an unreadable file
+        assert b"priolist.mfp: cannot read: not a regular file" in result.stderr
+    else:
+        assert_failed_open(result, cause=b"not a regular file")
+    learn = run_mailfilter(["learn", "--spam"], MESSAGE, home, timeout=20)
+    assert b"Traceback" not in learn.stderr
+    assert learn.returncode == {"mailfilter.conf": 78, "model.mfm": 65, "priolist.mfp": 0}[name], learn.stderr
+
+
+@pytest.mark.parametrize("name", ["ledger.sqlite", "cache.sqlite", "model.lock"])
+def test_fifo_beside_the_model_does_not_hang_learn(home, name):
+    path = home / name
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+    before = sha(home / "model.mfm")
+    learn = run_mailfilter(["learn", "--spam"], MESSAGE, home, timeout=20)
+    assert learn.returncode == 75, learn.stderr
+    assert b"not a regular file" in learn.stderr and b"Traceback" not in learn.stderr
+    assert sha(home / "model.mfm") == before
 
 
 def test_missing_rules_file_is_no_rules(home):
@@ -200,6 +333,23 @@ def test_bad_rule_is_reported_by_line_and_the_others_stay_in_force(home):
     assert b"priolist.mfp:2: bad regex" in result.stderr
     assert b"priolist.mfp:4:" in result.stderr
     assert status_of(result.stdout) == "SPAM ( -999.99 )"      # rule 3 still applies
+
+
+# Issue 14: a ${RECIPIENT} rule that is fine at load time but invalid for
+# some recipients raised re.error at match time: the whole message went
+# UNSURE ( 0.00 ) and the rules after it were skipped. The recipient comes
+# from Delivered-To when $RECIPIENT is unset: the sender's own text.
+@pytest.mark.parametrize("rule,recipient", [
+    (r"-^X-Tag: \${RECIPIENT}", "quux@example.org"),          # \q: bad escape
+    (r"-^X-Tag: (a)\1${RECIPIENT}", "0day@example.org"),       # \10: no such group
+])
+def test_recipient_rule_that_cannot_compile_is_skipped_and_logged(rule, recipient, home):
+    (home / "priolist.mfp").write_text(f"{rule}\n-^Subject: lunch\n")
+    message = f"Delivered-To: {recipient}\n".encode() + MESSAGE
+    result = run_mailfilter([], message, home)
+    assert_classified(result, message)
+    assert status_of(result.stdout) == "SPAM ( -999.99 )"      # the next rule still applies
+    assert f"priolist.mfp:1: rule skipped for recipient '{recipient}'".encode() in result.stderr
 
 
 def test_unreadable_rules_file_is_reported_and_mail_classified(home):

@@ -723,7 +723,7 @@ def test_a_message_the_library_chokes_on_is_refused_without_blocking_the_rest(bo
     real = trainer_module.learn_messages
 
     def choking(state, config, messages):
-        if any(b"POISON" in raw for raw, _ in messages):
+        if any(b"POISON" in raw for raw, *_ in messages):
             raise ValueError("the library choked")
         return real(state, config, messages)
 
@@ -742,3 +742,123 @@ def test_a_message_the_library_chokes_on_is_refused_without_blocking_the_rest(bo
     assert contents(learn_spam(maildir)) == [poison]             # left in place, never lost
     assert t.counters.refused == 1
     assert t.scan().handled == 0 and t.counters.refused == 1     # not retried on every scan
+
+
+# -- issue 14: what users can leave in their folders -------------------------------------------------
+
+def test_hard_links_to_a_huge_message_keep_the_trainer_under_100_mb(box, tmp_path):
+    """40 hard links to one 32 MB file drove the trainer to 1.44 GB: every
+    link's 32 MB header was held in one batch. Batches are bounded by bytes."""
+    from conftest import need
+    maildir, home, _ = box
+    subprocess.run(TRAINER + user_args(maildir, home, "--once", "--log", "stderr"),
+                   env=env_for(None), capture_output=True, timeout=60, check=True)
+    big = b"From: a@example.com\nSubject: " + b"x" * (32 * 1024 * 1024) + b"\n\nbody\n"
+    first = deliver(learn_spam(maildir), "1.M1P1.mx:2,S", big, sub="cur")
+    for i in range(2, 9):                     # 8 links: 256 MB held at once before
+        os.link(first, os.path.join(learn_spam(maildir), "cur", f"{i}.M{i}P1.mx:2,S"))
+    report = tmp_path / "rss"
+    r = subprocess.run([need("time"), "-f", "%M", "-o", str(report)] + TRAINER
+                       + user_args(maildir, home, "--once", "--log", "stderr"),
+                       env=env_for(None), capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert len(files_in(junk(maildir))) == 8 and files_in(learn_spam(maildir)) == {}
+    peak_mb = int(report.read_text().split()[-1]) // 1024
+    assert peak_mb < 100, f"peak RSS {peak_mb} MB"
+
+
+def _once(maildir, home):
+    return subprocess.run(TRAINER + user_args(maildir, home, "--once", "--log", "stderr"),
+                          env=env_for(None), capture_output=True, timeout=60)
+
+
+def test_a_socket_is_refused_once_and_remembered_across_runs(box, tmp_path):
+    """A socket in a learn folder was retried for ever with a warning each
+    time, and `--once` exited 75 on every run."""
+    import socket as socket_module
+    maildir, home, _ = box
+    assert _once(maildir, home).returncode == 0
+    sock = socket_module.socket(socket_module.AF_UNIX)
+    sock.bind(os.path.join(learn_spam(maildir), "new", "1.M1P1.sock"))
+    spam = make_message("spam", 9900)
+    deliver(learn_spam(maildir), "2.M2P2.mx:2,S", spam, sub="cur")
+    try:
+        first = _once(maildir, home)
+        assert first.returncode == 0, first.stderr
+        assert first.stderr.count(b"refused .learn-spam/new/1.M1P1.sock: not a regular file") == 1
+        assert contents(junk(maildir)) == [spam]
+        second = _once(maildir, home)
+        assert second.returncode == 0, second.stderr
+        assert b"refused ." not in second.stderr and b"warning" not in second.stderr
+    finally:
+        sock.close()
+
+
+def test_file_names_cannot_inject_log_lines_or_drop_them(box):
+    """A newline in a file name injected log lines; a non-UTF-8 name made
+    the syslog handler drop the line (checked below with the real handler)."""
+    maildir, home, _ = box
+    assert _once(maildir, home).returncode == 0
+    injected = "1.M1P1.mx\nmaildir-train[1]: alice: good learned; forged line:2,S"
+    deliver(learn_spam(maildir), injected, make_message("spam", 9910), sub="cur")
+    raw_name = os.fsdecode(b"2.M2P2.\xff\xfe:2,S")
+    deliver(learn_spam(maildir), raw_name, make_message("spam", 9911), sub="cur")
+    r = _once(maildir, home)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.decode("utf-8").splitlines()
+    assert not any(line.startswith("maildir-train[1]:") for line in lines), lines
+    assert any("1.M1P1.mx\\nmaildir-train[1]" in line for line in lines), lines
+    assert any("2.M2P2.\\xff\\xfe" in line for line in lines), lines
+    assert len(files_in(junk(maildir))) == 2
+
+
+def test_a_non_utf8_name_reaches_syslog(tmp_path):
+    """SysLogHandler encodes the line as UTF-8: a lone surrogate from a
+    non-UTF-8 file name failed that, and the line was dropped."""
+    import logging
+    import logging.handlers
+    import socket as socket_module
+    sys.path.insert(0, REPO)
+    from maildir_train.service import _Formatter
+    address = str(tmp_path / "log.sock")
+    server = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
+    server.bind(address)
+    handler = logging.handlers.SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_MAIL)
+    handler.setFormatter(_Formatter())
+    logger = logging.getLogger("maildir-train-test-syslog")
+    logger.addHandler(handler)
+    try:
+        name = os.fsdecode(b"2.M2P2.\xff\xfe:2,S")
+        logger.warning("alice: refused %s: owned by uid 0", name)       # raw, as any caller might
+        server.settimeout(5)
+        got = [server.recv(4096)]
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        server.close()
+    assert all(b"2.M2P2.\\xff\\xfe" in g for g in got), got
+
+
+def test_an_existing_junk_folder_is_subscribed(box):
+    """Issue 11: a Junk folder made before the trainer ran (by a recipe) was
+    never subscribed, so clients that list subscribed folders hid it."""
+    maildir, home, _ = box
+    make_maildir(junk(maildir))
+    with open(os.path.join(maildir, "subscriptions"), "wb") as fh:
+        fh.write(b"V\t2\n\nSent\n")
+    r = subprocess.run(TRAINER + user_args(maildir, home, "--once", "--log", "stderr"),
+                       env=env_for(None), capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert open(os.path.join(maildir, "subscriptions"), "rb").read() == \
+        b"V\t2\n\nSent\nlearn-spam\nlearn-good\nJunk\n"
+
+
+def test_once_with_a_missing_maildir_fails_loudly(tmp_path):
+    """Issue 11: `--once` exited 0 with no Maildir, so a cron job stayed
+    broken in silence. It exits 66 and says how to fix it."""
+    missing = tmp_path / "no-such" / "Maildir"
+    r = subprocess.run(TRAINER + user_args(missing, tmp_path / "state", "--once", "--log", "stderr"),
+                       env=env_for(None), capture_output=True, timeout=60)
+    assert r.returncode == 66, r.stderr
+    err = r.stderr.decode()
+    assert f"cannot open Maildir {missing}" in err and "maildirmake" in err, err

@@ -17,10 +17,11 @@ import sys
 import pytest
 
 from conftest import REPO, env_for, need
-from test_maildir_train import (Trainer, classify, contents, deliver, digest, junk,
+from test_maildir_train import (TRAINER, Trainer, classify, contents, deliver, digest, junk,
                                 learn_good, learn_spam, ledger_rows, make_message, wait_for)
 
 pytestmark = pytest.mark.root
+TRAINER_ONCE = TRAINER + ["--once", "--log", "stderr", "--retry", "1"]
 
 
 def _run(*cmd):
@@ -85,8 +86,8 @@ def child_uids(parent_pid):
 def test_root_serves_two_users_each_as_itself_and_refuses_cross_user_links(two_users, tmp_path):
     alice, bob = two_users
     a_dir, b_dir = user_maildir(alice), user_maildir(bob)
-    a_home = os.path.join(alice.pw_dir, ".mailfilter")
-    b_home = os.path.join(bob.pw_dir, ".mailfilter")
+    a_home = os.path.join(alice.pw_dir, ".local", "share", "mailfilter")
+    b_home = os.path.join(bob.pw_dir, ".local", "share", "mailfilter")
     conf = tmp_path / "maildir-train.conf"
     conf.write_text(f"# two test users\n*  spam-folder=Junk\n{alice.pw_name}\n{bob.pw_name}  layout=maildir++\n")
 
@@ -217,5 +218,30 @@ def test_everything_is_loaded_before_the_switch_so_an_unreadable_install_still_l
     assert done.returncode == 0, log
     assert "cannot be learned" not in log and " 0 refused" in log, log
     assert contents(junk(maildir)) == [spam], log
-    home = os.path.join(alice.pw_dir, ".mailfilter")
+    home = os.path.join(alice.pw_dir, ".local", "share", "mailfilter")
     assert ledger_rows(home) == [(digest(spam), "spam")]
+
+
+def test_a_link_to_another_users_private_file_is_refused_once_and_remembered(two_users, tmp_path):
+    """Issue 14: root hard-linked bob's 0600 file into alice's learn-spam.
+    As alice the trainer can't open it (EACCES): it was retried for ever with
+    a warning each time, and `--once` exited 75 on every run."""
+    alice, bob = two_users
+    a_dir, b_dir = user_maildir(alice), user_maildir(bob)
+    conf = tmp_path / "maildir-train.conf"
+    conf.write_text(f"{alice.pw_name}\n")
+    once = TRAINER_ONCE + ["--config", str(conf)]
+    first_run = subprocess.run(once, env=env_for(None), capture_output=True, timeout=120)
+    assert first_run.returncode == 0, first_run.stderr
+    private = deliver_as(bob, b_dir, "100.M1P1.mx:2,S", make_message("good", 5))
+    os.chmod(private, 0o600)
+    link = os.path.join(learn_spam(a_dir), "cur", "201.M1P1.evil:2,S")
+    os.link(private, link)
+    spam = make_message("spam", 6)
+    deliver_as(alice, learn_spam(a_dir), "300.M1P1.mx:2,S", spam)
+    runs = [subprocess.run(once, env=env_for(None), capture_output=True, timeout=120) for _ in range(2)]
+    assert [r.returncode for r in runs] == [0, 0], runs[-1].stderr
+    assert runs[0].stderr.count(f"refused .learn-spam/cur/201.M1P1.evil:2,S: owned by uid {bob.pw_uid}".encode()) == 1
+    assert b"refused ." not in runs[1].stderr and b"warning" not in runs[1].stderr
+    assert contents(junk(a_dir)) == [spam]
+    assert os.path.exists(link) and open(private, "rb").read() == make_message("good", 5)

@@ -82,3 +82,32 @@ def test_read_file_reads_as_the_filter_reads_stdin(tmp_path):
             assert prefix == fh.read()[:len(prefix)]
         out, _ = pipeline.filter_bytes(open(path, "rb").read(), real_classifier)
         assert_passthrough(open(path, "rb").read(), out)
+
+
+def test_the_pipe_filter_loads_nothing_heavy(tmp_path):
+    """What the per-message start-up imports, for a user with a trained
+    model: none of the modules that cost milliseconds and that only
+    learning, the network helper or the daemon need (numpy, SQLite,
+    tempfile's shutil/bz2/lzma, argparse, redis, the MIME parser of
+    mail-parser, netaddr, watchdog, tqdm)."""
+    import subprocess
+    import sys
+
+    from conftest import MAILFILTER, SAMPLES, env_for
+    home = tmp_path / "state"
+    trained = subprocess.run(MAILFILTER + ["train", "--home", str(home), "--no-progress",
+                                           "--spam", f"{SAMPLES}/train/spam", "--good", f"{SAMPLES}/train/good"],
+                             capture_output=True, env=env_for(home), timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    probe = ("import sys, runpy\nsys.argv = ['mailfilter']\n"
+             "try:\n    runpy.run_module('mailfilter', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "sys.stderr.write('MODULES ' + ' '.join(sorted(sys.modules)))\n")
+    message = open(f"{SAMPLES}/inbox/1-good.eml", "rb").read()
+    out = subprocess.run([sys.executable, "-c", probe], input=message, capture_output=True,
+                         env=env_for(home), timeout=60)
+    assert b"X-CRM114-Status: GOOD" in out.stdout or b"X-CRM114-Status: UNSURE" in out.stdout, out.stderr
+    loaded = set(out.stderr.split(b"MODULES ", 1)[1].decode().split())
+    heavy = {"numpy", "sqlite3", "tempfile", "shutil", "bz2", "lzma", "argparse", "redis", "mailparser",
+             "netaddr", "watchdog", "tqdm", "dataclasses", "inspect", "socket", "hashlib"}
+    assert loaded & heavy == set()

@@ -123,3 +123,34 @@ def test_an_existing_state_dir_is_not_loosened_or_tightened_silently(tmp_path):
     assert stat.S_IMODE(os.stat(home).st_mode) == 0o750
     for name in ("model.mfm", "ledger.sqlite"):
         assert not os.stat(home / name).st_mode & 0o077
+
+
+# -- mailfilter demo --dir, run as root (issue 14) -------------------------------------
+
+@pytest.mark.root
+@pytest.mark.parametrize("shape", ["shared_sticky_dir", "other_users_dir", "own_dir_with_planted_link"])
+def test_demo_never_writes_through_a_planted_symlink(tmp_path, shape):
+    """Run as root with --dir a directory a user could write to, the demo
+    wrote its procmailrc through the user's symlink: a file elsewhere was
+    overwritten. It now refuses such a DIR (exit 73) before writing anything."""
+    from conftest import need
+    need("procmail")
+    assert os.geteuid() == 0, "the attack is on root; CI runs as root"
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    work = tmp_path / "work"
+    work.mkdir()
+    if shape == "shared_sticky_dir":
+        work.chmod(0o1777)
+    elif shape == "other_users_dir":
+        os.chown(work, 54321, 54321)
+        work.chmod(0o755)
+    else:
+        work.chmod(0o700)
+    (work / "procmailrc").symlink_to(victim)
+    result = subprocess.run(MAILFILTER + ["demo", "--dir", str(work)], capture_output=True,
+                            env=env_for(None), timeout=120)
+    assert result.returncode == 73, result.stderr
+    assert result.stderr.count(b"\n") == 1 and str(work).encode() in result.stderr
+    assert victim.read_bytes() == b"precious\n"
+    assert sorted(os.listdir(work)) == ["procmailrc"] and (work / "procmailrc").is_symlink()

@@ -22,9 +22,26 @@ def _file_store(tmp_path, bits=10):
     return open_store(State(str(tmp_path)), Config(model_bits=bits))
 
 
-@pytest.fixture(params=["file"])
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory):
+    from redis_lab import RedisLab
+    lab = RedisLab(tmp_path_factory.mktemp("redis")).start()
+    yield lab
+    lab.stop()
+
+
+def _redis_store(tmp_path, redis_server, bits=10):
+    # A real redis-server (tests/redis_lab.py); each test its own key prefix.
+    prefix = f"t{abs(hash(str(tmp_path))) % 10**9}:"
+    config = Config(model_bits=bits, store=f"{redis_server.url}&prefix={prefix}")
+    return open_store(State(str(tmp_path)), config)
+
+
+@pytest.fixture(params=["file", "redis"])
 def store(request, tmp_path):
-    return {"file": _file_store}[request.param](tmp_path)
+    if request.param == "redis":
+        return _redis_store(tmp_path, request.getfixturevalue("redis_server"))
+    return _file_store(tmp_path)
 
 
 def _teach(model, value=0.25):
@@ -117,8 +134,50 @@ def test_one_writer_at_a_time(store):
 def test_writer_is_the_documented_interface(store):
     writer = store.writer()
     assert isinstance(writer, StoreWriter)
-    for name in ("load_copy", "label_of", "commit", "__enter__", "__exit__"):
+    for name in ("load_copy", "label_of", "record_of", "commit", "__enter__", "__exit__"):
         assert callable(getattr(writer, name))
+
+
+def test_ledger_keeps_the_score_before_and_forgets_on_commit(store):
+    """What command mail's undo needs: the label and the pR before the latest
+    teaching, and rows dropped in the commit that undoes them."""
+    with store.writer() as writer:
+        model = writer.load_copy()
+        assert writer.record_of("d1") is None
+        writer.commit(model, [("d1", "spam", -0.5), ("d2", "good", 0.25)])
+    with store.writer() as writer:
+        model = writer.load_copy()
+        assert writer.record_of("d1") == ("spam", -0.5) and writer.record_of("d2") == ("good", 0.25)
+        _teach(model)
+        writer.commit(model, [], forget=["d1"])
+    assert store.generation() == 2 and store.open_for_reading().pr(IDS) == model.pr(IDS)
+    with store.writer() as writer:
+        writer.load_copy()
+        assert writer.record_of("d1") is None and writer.label_of("d1") is None
+        assert writer.label_of("d2") == "good"
+
+
+def test_ledger_rows_keep_subject_and_sender_and_learned_lists_them(store):
+    """What `mailfilter stats` reads: counts per label and the newest rows,
+    with the subject and sender's domain (store/__init__.py, the row)."""
+    from mailfilter.store.rows import LedgerRow
+    assert store.learned() == {"spam": 0, "good": 0, "recent": []}       # nothing yet, nothing made
+    with store.writer() as writer:
+        writer.commit(writer.load_copy(), [LedgerRow("d1", "spam", -0.5, "Cheap pills", "spam.example"),
+                                           ("d2", "good", 0.25)])            # the plain 3-tuple still works
+    time.sleep(0.01)
+    with store.writer() as writer:
+        writer.commit(writer.load_copy(), [LedgerRow("d3", "good", 1.0, "Minutes", "work.example"),
+                                           LedgerRow("d1", "good", -2.0, "Cheap pills", "spam.example")])
+    learned = store.learned(recent=10)
+    assert (learned["spam"], learned["good"]) == (0, 3)
+    newest = [(e.digest, e.label, e.subject, e.sender_domain, e.pr_before) for e in learned["recent"]]
+    assert newest[:2] == [("d1", "good", "Cheap pills", "spam.example", -2.0),
+                          ("d3", "good", "Minutes", "work.example", 1.0)]      # the later commit first
+    assert newest[2] == ("d2", "good", None, None, 0.25)
+    assert learned["recent"][0].trained_at >= learned["recent"][2].trained_at
+    assert [e.digest for e in store.learned(recent=1)["recent"]] == ["d1"]
+    assert store.describe()["generation"] == 2
 
 
 # -- the file store's own format ------------------------------------------------------
@@ -179,6 +238,7 @@ def test_format_2_files_were_written_by_features_v1(tmp_path):
 # silently scoring garbage.
 SPEC_CRCS = {
     1: 0xddd2f42c,
+    2: 0x110fe81b,      # identity family, three ranges, byte grams without our lines
 }
 
 

@@ -4,7 +4,7 @@ import os
 
 from .. import exitcodes
 from ..errors import ConfigError
-from ..state import open_state
+from ..state import open_state, resolve_home
 
 
 def parser(prog: str, description: str, epilog: str = ""):
@@ -12,7 +12,7 @@ def parser(prog: str, description: str, epilog: str = ""):
     p = ArgumentParser(prog=prog, description=description, epilog=epilog)
     p.add_argument("--home", metavar="DIR",
                    help="state directory (model, mailfilter.conf, priolist.mfp); "
-                        "default $MAILFILTER_HOME, else ~/.mailfilter")
+                        "default $MAILFILTER_HOME, else ~/.local/share/mailfilter")
     return p
 
 
@@ -20,6 +20,30 @@ def state_and_config(home):
     """(state, config) or raise ConfigError with a file:line message."""
     state = open_state(home)
     return state, state.load_config()
+
+
+def user_option(p) -> None:
+    p.add_argument("--user", metavar="NAME",
+                   help="as root: do it as this user, in their state directory, so what is "
+                        "written is theirs (as maildir-train does)")
+
+
+def state_for_writing(args, prog, preload_modules=()):
+    """(state, config) for a command that writes the state directory.
+
+    With --user NAME, root becomes NAME first (relative paths in args must
+    be made absolute before: the working directory becomes /). Run as root
+    on another user's directory without it, MailfilterError (77) with the
+    line to type instead: a model root writes there is unreadable to the
+    user's filter. Raises ConfigError for a bad mailfilter.conf.
+    """
+    from ..privileges import act_as, refuse_foreign
+    home = resolve_home(args.home) if args.home else None
+    if getattr(args, "user", None):
+        act_as(args.user, modules=preload_modules)
+    home = home or resolve_home(None)
+    refuse_foreign(home, prog)
+    return state_and_config(home)
 
 
 def config_error_exit(err: ConfigError) -> int:

@@ -9,6 +9,7 @@ message went and the header it got.
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,10 +38,38 @@ LOGFILE={workdir}/procmail.log
 """
 
 
+# What the demo writes in its work directory (procmail writes the log and
+# the Maildir, as whoever runs the demo: root, often).
+_WRITTEN = ("procmailrc", "procmail.log", "Maildir", "state")
+
+
+def _own_workdir(path: str) -> None:
+    """Create path 0700, or accept it only if it is a directory that no one
+    but us can write to, holding no symbolic link where we write. Else
+    ValueError. Run as root, the demo wrote through a `procmailrc` symlink
+    a user had left in a shared --dir (issue 14)."""
+    try:
+        os.mkdir(path, 0o700)
+        return
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{path} is not a directory (a symbolic link?); give a directory of your own")
+    if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise ValueError(f"{path} is owned by uid {st.st_uid} or writable by others: use a directory "
+                         f"only you can write to (or none: a fresh temporary one is made)")
+    for name in _WRITTEN:
+        entry = os.path.join(path, name)
+        if os.path.islink(entry):
+            raise ValueError(f"{entry} is a symbolic link; remove it or use another --dir")
+
+
 def main(argv, prog) -> int:
     p = common.parser(prog, "Filter sample mail through a real procmail recipe and show the result.",
                       "Needs procmail (apt-get install procmail). Leaves its work in --dir\n"
-                      "(default: a new temporary directory) so you can look at the Maildir.")
+                      "(default: a new temporary directory) so you can look at the Maildir.\n"
+                      "An existing --dir must be yours and writable by no one else (exit 73).")
     p.add_argument("--dir", help="work directory (default: a new temporary one)")
     args = p.parse_args(argv)
     procmail = shutil.which("procmail")
@@ -48,6 +77,11 @@ def main(argv, prog) -> int:
         print("mailfilter demo: procmail is not installed; run: apt-get install procmail", file=sys.stderr)
         return exitcodes.CONFIG
     workdir = os.path.abspath(args.dir or tempfile.mkdtemp(prefix="mailfilter-demo-"))
+    try:
+        _own_workdir(workdir)
+    except ValueError as err:
+        print(f"mailfilter demo: {err}", file=sys.stderr)
+        return exitcodes.CANTCREAT
     home = args.home or os.path.join(workdir, "state")
     maildir = os.path.join(workdir, "Maildir")
     for sub in ("cur", "new", "tmp"):
@@ -56,7 +90,11 @@ def main(argv, prog) -> int:
     mailfilter = [sys.executable, "-m", "mailfilter"]
     command = " ".join(shlex.quote(a) for a in mailfilter + ["--home", home])
     rcfile = os.path.join(workdir, "procmailrc")
-    with open(rcfile, "w") as fh:
+    if os.path.lexists(rcfile):
+        os.unlink(rcfile)           # ours, from an earlier run: _own_workdir checked it
+    # O_EXCL | O_NOFOLLOW: never write through a name someone else prepared.
+    fd = os.open(rcfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
         # PYTHONPATH: so the demo also runs from a source tree that isn't installed.
         fh.write(RCFILE.format(maildir=maildir, workdir=workdir, command=command,
                                pythonpath=os.path.dirname(os.path.dirname(SAMPLES))))

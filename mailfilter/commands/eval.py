@@ -28,8 +28,15 @@ Without --home the run starts from an empty model and saves nothing
 user's model). With --home it starts from that model (and its
 priolist.mfp); --save writes the final model back.
 
+--spamd SOCKET runs the same protocol through `mailfilter serve` (REPORT,
+then TELL for each message), on the model the daemon gives --user: start it
+on an empty state directory to compare with a plain run; the results file
+is then byte-identical.
+
 examples:
   mailfilter eval corpus/index.shuffled --results /tmp/results.txt
+  mailfilter serve --socket /tmp/e.sock --home /tmp/empty &
+  mailfilter eval corpus/index.shuffled --spamd /tmp/e.sock --results /tmp/daemon.txt
   mailfilter eval corpus/index.shuffled --feedback spam=0.8,good=0.2 --seed 1
 """
 
@@ -41,12 +48,21 @@ def main(argv, prog) -> int:
     p.add_argument("--limit", type=int, metavar="N", help="only the first N messages")
     p.add_argument("--save", action="store_true", help="save the final model into --home")
     p.add_argument("--progress", action="store_true", help="show a progress bar (default on a terminal)")
+    p.add_argument("--spamd", metavar="SOCKET",
+                   help="classify and train through `mailfilter serve` at SOCKET (or HOST:PORT)")
+    p.add_argument("--user", metavar="NAME", help="with --spamd: whose model (spamc's -u)")
     p.add_argument("--feedback", metavar="spam=P,good=P",
                    help="train only reported errors and UNSUREs, each with its class's probability")
     p.add_argument("--seed", type=int, default=1, help="seed for --feedback's draws (default: %(default)s)")
     args = p.parse_args(argv)
     if args.save and not args.home:
         p.error("--save needs --home")
+    if args.spamd and (args.home or args.save):
+        p.error("--spamd uses the daemon's model: no --home or --save")
+    if args.user and not args.spamd:
+        p.error("--user needs --spamd")
+    if args.feedback and args.spamd:
+        p.error("--feedback runs in this process: not with --spamd")
 
     from .. import evaluate, metrics
     feedback = None
@@ -56,7 +72,7 @@ def main(argv, prog) -> int:
         except ValueError as err:
             p.error(f"--feedback {args.feedback}: {err}")
     from ..classifier import Classifier
-    from ..learning import policy_for, session_for
+    from ..learning import session_for
     from ..state import Config
     from ..store import ModelError, empty
 
@@ -69,12 +85,17 @@ def main(argv, prog) -> int:
         print(f"mailfilter eval: {err}", file=sys.stderr)
         return exitcodes.DATAERR
     try:
-        if args.home:
+        if args.save:
+            state, config = common.state_for_writing(args, prog)
+        elif args.home:
             state, config = common.state_and_config(args.home)
         else:
             config = Config()
     except ConfigError as err:
         return common.config_error_exit(err)
+    except MailfilterError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return err.code
 
     out = open(args.results, "w", encoding="utf-8") if args.results else None
     bar = None
@@ -82,7 +103,7 @@ def main(argv, prog) -> int:
         from tqdm import tqdm
         bar = tqdm(total=len(entries), unit="msg", file=sys.stderr)
 
-    def on_result(rel, is_spam, verdict, trained):
+    def on_result(rel, is_spam, verdict, trained=True):
         if out:
             out.write(f"{rel} judge={'spam' if is_spam else 'ham'} score={verdict.spamminess:.4f} verdict={verdict.label}"
                       + (f" trained={int(trained)}\n" if feedback else "\n"))
@@ -90,7 +111,7 @@ def main(argv, prog) -> int:
             bar.update(1)
 
     def evaluate_with(classifier, session=None):
-        result = evaluate.run(classifier, policy_for(config), entries, on_result, session, feedback)
+        result = evaluate.run(classifier, entries, on_result, session, feedback)
         if bar:
             bar.close()
         _print_report(result, metrics, feedback)      # before the commit: a failed save still reports
@@ -98,7 +119,13 @@ def main(argv, prog) -> int:
 
     import sqlite3
     try:
-        if args.save:
+        if args.spamd:
+            from ..serve import remote_eval
+            result = remote_eval.run(args.spamd, args.user, entries, on_result)
+            if bar:
+                bar.close()
+            _print_report(result, metrics)
+        elif args.save:
             # The run is a training session: it holds the writer lock from
             # the first message to the commit, so a `learn` meanwhile waits
             # and then builds on this model instead of being overwritten.

@@ -50,13 +50,18 @@ def main(argv, prog) -> int:
 
 
 def run(home, stats_only=False, exit_code=False) -> int:
-    from ..pipeline import filter_stream, user_classifier
+    from ..pipeline import filter_stream, user_classifier, user_commands
     try:
         outcome = filter_stream(lambda n: os.read(0, n), lambda data: common.write_all(1, data),
-                                user_classifier(home), status_only=stats_only)
+                                user_classifier(home), status_only=stats_only, commands=user_commands(home))
     except OSError as err:
         report(f"could not pass the message on ({err.strerror or err}); exit 75 so it is retried")
         return exitcodes.TEMPFAIL
+    try:                          # for `mailfilter stats`; the message is out already
+        from ..verdicts import count
+        count(home, outcome)
+    except Exception:  # noqa: BLE001 - counting must never cost a delivery
+        pass
     if exit_code:
         return {"SPAM": 0, "GOOD": 1}.get(outcome.verdict.label, 2)
     return exitcodes.OK

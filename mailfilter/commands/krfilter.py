@@ -50,9 +50,14 @@ examples:
 
   contrib/krfilter-refresh.timer runs this daily and reloads only on change.
 
-exit status: 0 ok, 64 bad option or country, 65 malformed file or MD5
-mismatch (the previous good download is kept), 66 input missing, 73 cannot
-write output, 75 download failed (try later), 78 bad allow file.
+Data that would block every address (a record covering 0.0.0.0/0 or ::/0,
+or countries that add up to it) is refused unless --force: it would lock you
+out of your own server.
+
+exit status: 0 ok, 64 bad option or country, 65 malformed file, MD5
+mismatch (the previous good download is kept) or data that blocks every
+address, 66 input missing, 73 cannot write output, 75 download failed (try
+later), 78 bad allow file.
 """
 
 
@@ -67,6 +72,18 @@ def _ports(text):
     if len(ports) > MULTIPORT_MAX:
         raise argparse.ArgumentTypeError(f"at most {MULTIPORT_MAX} ports (iptables multiport)")
     return tuple(ports)
+
+
+def _checked(check):
+    """An argparse type from a writers.check_* function: its ValueError
+    becomes a usage error (exit 64) naming the option."""
+    def convert(text):
+        try:
+            return check(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    convert.__name__ = check.__name__.replace("check_", "")
+    return convert
 
 
 def main(argv, prog) -> int:
@@ -84,6 +101,9 @@ def main(argv, prog) -> int:
                      help="download cache (default /var/cache/mailfilter/rir as root, else ~/.cache/mailfilter/rir)")
     src.add_argument("--lenient", action="store_true",
                      help="skip malformed lines with a warning instead of stopping")
+    src.add_argument("--force", action="store_true",
+                     help="accept data that blocks every address (0.0.0.0/0 or ::/0), "
+                          "which is refused by default: it would lock you out")
     sel = p.add_argument_group("selection")
     sel.add_argument("--countries", "-c", action="append", default=[], metavar="CC,CC",
                      help="ISO 3166 codes to block, e.g. KR,CN (repeatable)")
@@ -102,17 +122,20 @@ def main(argv, prog) -> int:
     out.add_argument("--ports", type=_ports, default=(), metavar="25,587",
                      help="block only connections to these ports (default: all ports)")
     out.add_argument("--log", action="store_true", help="LOG blocked SYNs, rate-limited")
-    out.add_argument("--log-rate", default=writers.Options.log_rate, metavar="RATE", help="log at most RATE (default 6/minute)")
+    out.add_argument("--log-rate", default=writers.Options.log_rate, metavar="RATE",
+                     type=_checked(writers.check_log_rate),
+                     help="log at most RATE: N/second, N/minute, N/hour or N/day (default 6/minute)")
     out.add_argument("--per-country", action="store_true",
                      help="one set (or prefix run) and one counted rule per country, for `mailfilter drops --counters`")
-    out.add_argument("--name", default=writers.Options.name,
-                     help="ipset sets NAME4/NAME6, nft table NAME, iptables chain NAME in capitals")
+    out.add_argument("--name", default=writers.Options.name, type=_checked(writers.check_name),
+                     help="ipset sets NAME4/NAME6, nft table NAME, iptables chain NAME in capitals "
+                          "(an ASCII letter, then letters, digits, - and _; at most 20)")
     out.add_argument("--postfix-action", default=writers.Options.postfix_action, metavar="TEXT",
-                     help="right-hand side for --format postfix (default %(default)r)")
+                     type=_checked(writers.check_postfix_action),
+                     help="access(5) result for --format postfix: REJECT, DEFER, 4NN/5NN text, DISCARD, "
+                          "HOLD, WARN... (default %(default)r)")
     out.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     args = p.parse_args(argv)
-    if not args.name.replace("-", "").replace("_", "").isalnum() or len(args.name) > 20:
-        p.error("--name: letters, digits, - and _ only, at most 20 characters")
     if not (args.countries or args.preset or args.list_countries):
         p.error("choose what to block: --countries CC,CC or --preset krfilter|v2|v3 (or --list-countries)")
     from ..net.krfilter import run
@@ -122,4 +145,4 @@ def main(argv, prog) -> int:
     return run(files=args.files, fetch=args.fetch, urls=args.url, cache_dir=args.cache, lenient=args.lenient,
                countries=args.countries, presets=args.preset, allow=args.allow, allow_files=args.allow_file,
                fmt=args.format, output=args.output, options=options, list_countries=args.list_countries,
-               quiet=args.quiet)
+               quiet=args.quiet, force=args.force)

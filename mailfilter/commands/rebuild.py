@@ -3,7 +3,7 @@
 import sys
 
 from .. import exitcodes
-from ..errors import ConfigError
+from ..errors import ConfigError, MailfilterError
 from . import common
 
 EPILOG = """\
@@ -21,10 +21,11 @@ ones, are not in it: retrain them with `mailfilter train`.
 
 examples:
   mailfilter rebuild
-  mailfilter rebuild --home /home/bob/.mailfilter     (as bob)
+  mailfilter rebuild --user bob                       (as root, for bob)
 
 exit status: 0 rebuilt, 64 bad usage, 66 the cache is empty (nothing to
-rebuild from), 75 could not save (full disk?): nothing changed, 78 bad
+rebuild from), 67 no such --user, 75 could not save (full disk?): nothing
+changed, 77 root on another user's state directory without --user, 78 bad
 mailfilter.conf.
 """
 
@@ -32,11 +33,15 @@ mailfilter.conf.
 def main(argv, prog) -> int:
     p = common.parser(prog, "Teach a new model from the messages kept in the training cache.", EPILOG)
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    common.user_option(p)
     args = p.parse_args(argv)
     try:
-        state, config = common.state_and_config(args.home)
+        state, config = common.state_for_writing(args, prog)
     except ConfigError as err:
         return common.config_error_exit(err)
+    except MailfilterError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return err.code
     import sqlite3
 
     from ..learning import rebuild

@@ -9,12 +9,14 @@ Count where your spam comes from, to decide what (if anything) to block with
 `mailfilter krfilter`.
 
 For each message in the Maildirs, mbox files or directories given, the
-Received: headers are read from the newest down (mail-parser's hop parsing)
-and the first client address that is neither private, loopback, nor one you
---trust is taken as the relay that handed the message to you. Headers below
-that one are never believed: the relay could have written them. The relay
-is mapped to its country with the same RIR delegation files krfilter uses,
-then counted by country and by /24 (IPv6: /48), with each share of the total.
+Received: headers are read from the newest down and the first client address
+that is neither private, loopback, nor one you --trust is taken as the relay
+that handed the message to you. Headers below that one are never believed:
+the relay could have written them. Each header is read as your MTA writes
+it (Postfix, Exim, Sendmail, qmail, Dovecot), so a client's made-up HELO
+name cannot hide its address. The relay is mapped to its country with the
+same RIR delegation files krfilter uses (--rir, or --fetch them), then
+counted by country and by /24 (IPv6: /48), with each share of the total.
 
 With --suggest N it prints the krfilter command for the countries that sent
 at least N percent of the spam; give --ham with your good mail to be warned
@@ -33,11 +35,15 @@ examples:
   mailfilter sources --suggest 5 --ham ~/Maildir/cur ~/Maildir/.Junk
   # then: mailfilter krfilter --countries <the suggested list> ...
 
-  Without --rir, the files krfilter --fetch keeps in its cache are used.
+  # no delegation files yet: download the five registries' (MD5-verified)
+  mailfilter sources --fetch ~/Maildir/.Junk
+
+  Without --rir or --fetch, the files krfilter --fetch keeps in its cache are used.
   "??" is an address none of the loaded files delegates (load more registries).
 
-exit status: 0 ok, 64 bad option, 65 malformed delegation file,
-66 mail folder or delegation file missing, 78 bad trust file.
+exit status: 0 ok, 64 bad option, 65 malformed delegation file or MD5
+mismatch, 66 mail folder or delegation file missing, 75 download failed
+(try later), 78 bad trust file.
 """
 
 
@@ -55,6 +61,10 @@ def main(argv, prog) -> int:
                    help="good mail, for the same report and the --suggest warning (repeatable)")
     p.add_argument("--rir", action="append", default=[], metavar="FILE",
                    help="delegation file (repeatable); default: krfilter's download cache")
+    p.add_argument("--fetch", action="store_true",
+                   help="download the registries' files into the cache first, as krfilter --fetch does")
+    p.add_argument("--url", action="append", default=[], metavar="URL",
+                   help="with --fetch: this file instead of the five registries' (repeatable; URL.md5 must exist)")
     p.add_argument("--cache", metavar="DIR", help="krfilter's download cache, if not the default")
     p.add_argument("--trust", action="append", default=[], metavar="CIDR",
                    help="your own hosts and relays you trust, never counted as the source (repeatable)")
@@ -65,6 +75,8 @@ def main(argv, prog) -> int:
                    help="print the krfilter --countries line for countries with at least N%% of the spam")
     p.add_argument("--lenient", action="store_true", help="skip malformed delegation lines with a warning")
     args = p.parse_args(argv)
+    if args.url and not args.fetch:
+        p.error("--url needs --fetch")
     from ..net.sources import run
     return run(args.spam, args.ham, args.rir, args.cache, args.trust, args.trust_file,
-               args.top, args.suggest, args.lenient)
+               args.top, args.suggest, args.lenient, args.fetch, args.url)

@@ -1,15 +1,17 @@
 """`mailfilter train`: bulk training from Maildirs, mbox files or directories."""
 
+import os
 import random
 import sys
 
 from .. import exitcodes
-from ..errors import ConfigError
+from ..errors import ConfigError, MailfilterError
 from . import common
 
 EPILOG = """\
-Each PATH may be a Maildir (its cur/ and new/ are read), an mbox file, a
-single message file, or a directory of such files. Spam and good messages
+Each PATH may be a Maildir (its cur/ and new/ are read, not its subfolders:
+~/Maildir is the INBOX), an mbox file, a single message file, or a directory
+of such files. Spam and good messages
 are interleaved in a fixed pseudo-random order, so the online learner never
 sees a long run of one kind. Messages are read one at a time: any number of
 them trains in bounded memory.
@@ -22,10 +24,13 @@ the end, in one commit; a `learn` that runs meanwhile waits for it.
 examples:
   mailfilter train --spam ~/Maildir/.Junk --good ~/Maildir
   mailfilter train --spam spam.mbox --good ham.mbox --passes 5
+  mailfilter train --user bob --spam /home/bob/Maildir/.Junk --good /home/bob/Maildir
+                                                  (as root: runs as bob, files are bob's)
 
 exit status: 0 saved, 64 bad usage, 65 the model can't be read (see the
-message), 66 a PATH is missing, 75 could not save (full disk?): nothing
-changed, 78 bad mailfilter.conf.
+message), 66 a PATH is missing, 67 no such --user, 75 could not save (full
+disk?): nothing changed, 77 root on another user's state directory without
+--user, 78 bad mailfilter.conf.
 """
 
 
@@ -37,15 +42,22 @@ def main(argv, prog) -> int:
                    help="repeat until nothing is misclassified, at most N passes (default 1)")
     p.add_argument("--seed", type=int, default=1, help="seed for the interleaving order")
     p.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    common.user_option(p)
     args = p.parse_args(argv)
     if not args.spam and not args.good:
         p.error("give --spam PATH... and/or --good PATH...")
     if args.passes < 1:
         p.error("--passes must be at least 1")
+    # Absolute before --user makes the working directory /.
+    args.spam = [os.path.abspath(path) for path in args.spam]
+    args.good = [os.path.abspath(path) for path in args.good]
     try:
-        state, config = common.state_and_config(args.home)
+        state, config = common.state_for_writing(args, prog, preload_modules=("tqdm",))
     except ConfigError as err:
         return common.config_error_exit(err)
+    except MailfilterError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        return err.code
 
     import sqlite3
 
@@ -101,7 +113,19 @@ def main(argv, prog) -> int:
         bars[-1].close()
     print(f"trained model saved: {state.model_path} "
           f"({model.trained_spam} spam, {model.trained_good} good trained so far)")
+    _warn_one_class(model)
     return exitcodes.OK
+
+
+def _warn_one_class(model) -> None:
+    """A model that has seen only one kind calls nearly everything that kind."""
+    missing = [(kind, option) for kind, option, count in (("spam", "--spam ~/Maildir/.Junk", model.trained_spam),
+                                                          ("good mail", "--good ~/Maildir", model.trained_good))
+               if count == 0]
+    if len(missing) == 1:
+        kind, option = missing[0]
+        print(f"mailfilter train: warning: the model has learned no {kind} yet, so it can't tell the two "
+              f"apart; train some too, e.g. mailfilter train {option}", file=sys.stderr)
 
 
 class _NoBar:

@@ -13,5 +13,9 @@ Nothing here is on the per-message path; the filter never imports it.
     droplog      the kernel's LOG lines, from kern.log (gzip too) or journald JSON, streamed
     dropcounters the rules' packet counters, from nft JSON or iptables -L
     submission   `mailfilter submission`: Postfix 587/465 through postconf
+    sasl         can AUTH on those ports work (Dovecot socket, Cyrus, saslauthd)
+    relaytest    `mailfilter relaytest`: relay tricks against a server, RCPT as verdict
+    smtpclient   the small SMTP client relaytest speaks through
+    netns        is an address ours; a throw-away namespace to test from outside
     addresslist  the admin's CIDR lists (krfilter --allow, sources --trust)
 """

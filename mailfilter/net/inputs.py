@@ -18,10 +18,13 @@ def default_cache_dir() -> str:
     return os.path.join(base, "mailfilter", "rir")
 
 
-def load(files, fetch=False, urls=(), cache_dir=None, lenient=False, warn=None):
+def load(files, fetch=False, urls=(), cache_dir=None, lenient=False, warn=None, force=None,
+         files_hint="name files (e.g. delegated-apnic-latest)"):
     """Parse every input; raise InputError(message, exit code) on the first
     problem. With fetch, every URL is tried (so the good ones update) before
-    a failure is raised."""
+    a failure is raised. files_hint says how this command names files.
+    force is None where the command has no --force, else whether it was
+    given: it accepts records that cover a whole address family (rir.parse)."""
     cache_dir = cache_dir or default_cache_dir()
     paths = list(files)
     if fetch:
@@ -43,14 +46,17 @@ def load(files, fetch=False, urls=(), cache_dir=None, lenient=False, warn=None):
                        if not p.endswith(".md5") and os.path.isfile(p))
         if not paths:
             raise InputError(f"no delegation files given and none cached in {cache_dir}; "
-                             "name files (e.g. delegated-apnic-latest) or use --fetch", exitcodes.NOINPUT)
+                             f"{files_hint} or use --fetch", exitcodes.NOINPUT)
     delegations = []
     for path in paths:
         try:
-            delegations.append(rir.parse(path, lenient=lenient, warn=warn))
+            delegations.append(rir.parse(path, lenient=lenient, warn=warn, force=bool(force)))
         except rir.DelegationError as err:
-            raise InputError(f"{err}" + ("" if lenient else " (--lenient skips malformed lines)"),
-                             exitcodes.DATAERR) from None
+            if err.whole_space and force is not None:
+                hint = " (--force accepts it, --lenient skips it)"
+            else:
+                hint = "" if lenient else " (--lenient skips malformed lines)"
+            raise InputError(f"{err}{hint}", exitcodes.DATAERR) from None
         except OSError as err:
             raise InputError(f"{path}: cannot read: {err.strerror or err}", exitcodes.NOINPUT) from None
     return delegations

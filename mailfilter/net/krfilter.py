@@ -12,7 +12,7 @@ from . import countries as countries_mod
 
 def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
         countries=(), presets=(), allow=(), allow_files=(), fmt="ipset",
-        output=None, options=None, list_countries=False, quiet=False) -> int:
+        output=None, options=None, list_countries=False, quiet=False, force=False) -> int:
     options = options or writers.Options()
     warnings = []
 
@@ -22,7 +22,7 @@ def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
             warning(message)
 
     try:
-        delegations = inputs.load(files, fetch, urls, cache_dir, lenient, warn)
+        delegations = inputs.load(files, fetch, urls, cache_dir, lenient, warn, force=force)
     except InputError as err:
         report(str(err))
         return err.code
@@ -49,6 +49,13 @@ def run(files=(), fetch=False, urls=(), cache_dir=None, lenient=False,
         return err.code
 
     blocklist = sets.build(delegations, chosen, allow_nets)
+    # Records that each look sane can still add up to everything (two /1s).
+    everything = [str(n) for n in blocklist.v4 + blocklist.v6 if n.prefixlen == 0]
+    if everything and not force:
+        report(f"{' '.join(chosen)} together cover every address ({' and '.join(everything)}) in {names}: "
+               "loading that would cut off every client, your own SSH session included; "
+               "nothing written (--force writes it anyway)")
+        return exitcodes.DATAERR
     text = writers.WRITERS[fmt](blocklist, options)
     if output in (None, "-"):
         sys.stdout.write(text)

@@ -24,8 +24,19 @@ _IPV4, _IPV6 = socket.AF_INET, socket.AF_INET6
 _STATUSES = {"allocated", "assigned", "available", "reserved"}
 _COUNTED = {"allocated", "assigned"}
 _CC = re.compile(r"[A-Z]{2}\Z")
-_DATE = re.compile(r"\d{8}\Z")
-_VERSION = re.compile(r"2(\.\d+)?\Z")
+_DATE = re.compile(r"[0-9]{8}\Z")
+_VERSION = re.compile(r"2(\.[0-9]+)?\Z")
+# The format's numbers are ASCII digits and nothing else. int() alone would
+# also take "1_024", "+256", " 256" and Arabic-Indic digits, and str.isdigit()
+# takes "²", on which int() then raises. Twenty digits are more than any
+# count or prefix length needs, and keep int() far from its 4,300-digit limit.
+_NUMBER = re.compile(r"[0-9]{1,20}\Z")
+_V4_ALL, _V6_ALL = 1 << 32, 1 << 128
+
+
+def _number(text):
+    """The non-negative integer text spells in ASCII digits, else None."""
+    return int(text) if _NUMBER.match(text) else None
 
 
 class DelegationError(Exception):
@@ -34,6 +45,12 @@ class DelegationError(Exception):
     def __init__(self, path, lineno, message):
         super().__init__(f"{path}:{lineno}: {message}" if lineno else f"{path}: {message}")
         self.path, self.lineno, self.message = path, lineno, message
+        self.whole_space = isinstance(message, _WholeSpace)
+
+
+class _WholeSpace(str):
+    """The error text for a record that covers a whole address family: the
+    one malformation that parse(force=True) accepts."""
 
 
 @dataclass
@@ -57,8 +74,12 @@ class Delegation:
                 f"serial {self.serial}, data up to {self.enddate}, {self.records} records")
 
 
-def _record(f, v4, v6):
-    """Check one record's fields and file it; returns an error text or None."""
+def _record(f, v4, v6, force=False):
+    """Check one record's fields and file it; returns an error text or None.
+
+    A counted record covering a whole address family is refused unless
+    force: no registry delegates that, and one blocked country would then
+    block every address, the admin's own SSH session included."""
     if len(f) < 7:
         return f"expected at least 7 '|'-separated fields, found {len(f)}"
     registry, cc, kind, start, value, date, status = f[:7]
@@ -74,38 +95,51 @@ def _record(f, v4, v6):
     if kind == "ipv4":
         try:
             first = int.from_bytes(socket.inet_pton(_IPV4, start), "big")
-            count = int(value)
-        except (OSError, ValueError):
+        except OSError:
+            first = None
+        count = _number(value)
+        if first is None or count is None:
             return f"bad ipv4 start {start!r} or host count {value!r}"
-        if count < 1 or first + count > 1 << 32:
+        if count < 1 or first + count > _V4_ALL:
             return f"ipv4 host count {value} out of range for start {start}"
+        if counted and count == _V4_ALL and not force:
+            return _WholeSpace(f"{cc} record covers every IPv4 address (0.0.0.0/0): {_EVERYTHING}")
         if counted:
             v4.setdefault(cc, []).append((first, first + count - 1))
     elif kind == "ipv6":
         try:
             first = int.from_bytes(socket.inet_pton(_IPV6, start), "big")
-            plen = int(value)
-        except (OSError, ValueError):
+        except OSError:
+            first = None
+        plen = _number(value)
+        if first is None or plen is None:
             return f"bad ipv6 start {start!r} or prefix length {value!r}"
         if not 0 <= plen <= 128:
             return f"ipv6 prefix length {value} out of range 0..128"
         size = 1 << (128 - plen)
         if first & (size - 1):
             return f"ipv6 start {start} is not on a /{plen} boundary"
+        if counted and size == _V6_ALL and not force:
+            return _WholeSpace(f"{cc} record covers every IPv6 address (::/0): {_EVERYTHING}")
         if counted:
             v6.setdefault(cc, []).append((first, first + size - 1))
     elif kind == "asn":
-        if not (start.isdigit() and value.isdigit()):
+        if _number(start) is None or _number(value) is None:
             return f"bad asn start {start!r} or count {value!r}"
     else:
         return f"unknown type {kind!r} (expected asn, ipv4 or ipv6)"
     return None
 
 
-def parse(path: str, lenient: bool = False, warn=None) -> Delegation:
+_EVERYTHING = ("no registry delegates that, and blocking it would cut off every client, "
+               "your own SSH session included")
+
+
+def parse(path: str, lenient: bool = False, warn=None, force: bool = False) -> Delegation:
     """Read one delegation file. Raises DelegationError (file:line) on the
     first malformed line, or OSError; with lenient, malformed lines are
-    counted in .skipped and reported through warn(message)."""
+    counted in .skipped and reported through warn(message). A record that
+    covers a whole address family counts as malformed unless force."""
     d = Delegation(path)
     summaries = {}
     counts = {}
@@ -119,7 +153,7 @@ def parse(path: str, lenient: bool = False, warn=None) -> Delegation:
                 continue
             f = line.split("|")
             if not header:
-                if not _VERSION.match(f[0]) or len(f) < 7 or not f[3].isdigit():
+                if not _VERSION.match(f[0]) or len(f) < 7 or _number(f[3]) is None:
                     raise DelegationError(path, lineno, "not an RIR statistics file: expected a version line "
                                           "'2|registry|serial|records|startdate|enddate|UTCoffset' (version 2 or 2.3), "
                                           f"found {line[:60]!r}")
@@ -128,15 +162,15 @@ def parse(path: str, lenient: bool = False, warn=None) -> Delegation:
                 header = True
                 continue
             if len(f) == 6 and f[1] == "*" and f[5] == "summary":
-                if not f[4].isdigit():
+                if _number(f[4]) is None:
                     error = f"bad summary count {f[4]!r}"
                 else:
-                    summaries[f[2]] = (int(f[4]), lineno)
+                    summaries[f[2]] = (_number(f[4]), lineno)
                     continue
             else:
                 d.records += 1
                 counts[f[2] if len(f) > 2 else ""] = counts.get(f[2] if len(f) > 2 else "", 0) + 1
-                error = _record(f, d.v4, d.v6)
+                error = _record(f, d.v4, d.v6, force)
                 if error is None:
                     continue
             if not lenient:

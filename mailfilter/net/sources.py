@@ -5,19 +5,19 @@ The first external relay is the last address we can believe: reading the
 Received: headers from the newest (added by our own server) down, every hop
 whose client is our own or trusted is passed over, and the first client that
 is not is the host that handed the message to us. Anything below it can be
-forged by that host, so it is never looked at.
+forged by that host, so it is never looked at. Each field is read by
+received.py, which a hostile HELO name cannot mislead.
 """
 
 import bisect
 import ipaddress
-import logging
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from ..mailsource import messages
-from ..rawmail import header_bytes, scan_header
+from ..rawmail import scan_header
 from . import addresslist
+from .received import UNREADABLE, client_address
 
 # Never a relay on the Internet: ours, or not routable. Exactly these blocks
 # (not ipaddress's is_private, which also covers documentation space).
@@ -26,40 +26,28 @@ _ALWAYS_TRUSTED = [ipaddress.ip_network(n) for n in (
     "172.16.0.0/12", "192.168.0.0/16", "::1/128", "::/128", "fc00::/7", "fe80::/10",
 )]
 
-# An address in a Received "from" clause: [1.2.3.4], [IPv6:2001:db8::1] or
-# qmail's bare (1.2.3.4). The last one wins: the HELO name comes first and
-# may itself be an address literal; the connecting address follows it.
-_ADDR = re.compile(r"[\[(](?:IPv6:)?([0-9A-Fa-f:.]*[:.][0-9A-Fa-f:.]*)[\])]")
-
 
 def _trusted_network(item):
     return ipaddress.ip_network(item, strict=False)
 
 
-def _header_bytes(raw: bytes) -> bytes:
-    """The header block as the filter reads it (rawmail: LF, CRLF or CR
-    lines, an mbox From_ line, no blank line at all), ending in a blank line.
-    Only the header matters, and mail-parser is much faster without bodies."""
+def received_fields(raw: bytes) -> list:
+    """The message's Received fields, newest first, as raw bytes. The header
+    is found as the filter finds it (rawmail: LF, CRLF or CR lines, an mbox
+    From_ line, no blank line at all)."""
     block = scan_header(raw)
-    return header_bytes(raw, block).rstrip(b"\r\n") + block.eol * 2
+    return [raw[f.start:f.end] for f in block.fields if f.name.lower() == b"received"]
 
 
-def hop_address(clause: str):
-    for text in reversed(_ADDR.findall(clause or "")):
-        try:
-            return ipaddress.ip_address(text)
-        except ValueError:
-            continue
-    return None
-
-
-def first_external(hops, trusted):
-    """(address, None) or (None, why) from mail-parser's received hops."""
+def first_external(addresses, trusted):
+    """(address, None) or (None, why), from the client addresses of the
+    Received fields, newest first (None for a hop without a client)."""
     seen_any = False
-    for hop in sorted(hops, key=lambda h: h.get("hop", 0), reverse=True):
-        addr = hop_address(hop.get("from", ""))
+    for addr in addresses:
         if addr is None:
-            continue                        # local pickup, LMTP, "by" only: no client to judge
+            continue                        # local pickup, LMTP over a socket: no client to judge
+        if addr is UNREADABLE:
+            return None, "a Received header whose client address can't be read"
         seen_any = True
         if addr.version == 6 and addr.ipv4_mapped:
             addr = addr.ipv4_mapped
@@ -99,17 +87,16 @@ class Tally:
 
 
 def tally(paths, lookup, trusted) -> Tally:
-    import mailparser
-    logging.getLogger("mailparser").setLevel(logging.ERROR)
     t = Tally()
     for path in paths:
         for _name, raw in messages(path):
             t.messages += 1
-            hops = mailparser.parse_from_bytes(_header_bytes(raw)).received
-            if not hops:
+            fields = received_fields(raw)
+            if not fields:
                 t.unknown["no Received header"] += 1
                 continue
-            addr, why = first_external(hops, trusted)
+            # Lazily: reading stops at the first untrusted client.
+            addr, why = first_external((client_address(f) for f in fields), trusted)
             if addr is None:
                 t.unknown[why] += 1
                 continue
@@ -194,7 +181,7 @@ def render(spam: Tally, ham: Tally | None, top: int, suggest: float | None, sour
 
 
 def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_files=(),
-        top=20, suggest=None, lenient=False) -> int:
+        top=20, suggest=None, lenient=False, fetch=False, urls=()) -> int:
     import os
     import sys
 
@@ -213,8 +200,8 @@ def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_
             report(f"{path}: no such Maildir, mbox or directory")
             return exitcodes.NOINPUT
     try:
-        delegations = inputs.load(rir_files, cache_dir=cache_dir, lenient=lenient,
-                                  warn=warning)
+        delegations = inputs.load(rir_files, fetch=fetch, urls=urls, cache_dir=cache_dir, lenient=lenient,
+                                  warn=warning, files_hint="give --rir FILE")
     except InputError as err:
         report(str(err))
         return err.code
@@ -225,7 +212,10 @@ def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_
     except OSError as err:
         report(f"cannot read mail: {err}")
         return exitcodes.NOINPUT
-    names = ", ".join(os.path.basename(d.path) for d in delegations)
+    # File names go on stdout: a newline can't start a report line of its
+    # own, and a name that is not UTF-8 can't crash a strict-UTF-8 stdout.
+    from .writers import comment_text
+    names = ", ".join(comment_text(os.path.basename(d.path)) for d in delegations)
     text, warnings = render(spam, ham, top, suggest, names)
     sys.stdout.write(text)
     for w in warnings:

@@ -34,10 +34,18 @@ SERVICES = {
     "submissions": {"port": 465, "params": [("syslog_name", "postfix/submissions"),
                                             ("smtpd_tls_wrappermode", "yes")] + _COMMON},
 }
+# --sasl dovecot: the Postfix side of Dovecot SASL, on these two services only
+# (port 25 keeps no AUTH). The path is relative to the queue directory, so it
+# is the same socket whether smtpd runs chrooted or not.
+SASL = {"dovecot": [("smtpd_sasl_type", "dovecot"), ("smtpd_sasl_path", "private/auth")]}
 
 
 class PostfixError(Exception):
-    pass
+    """Postfix refuses the configuration, or an edit failed (EX_CONFIG)."""
+
+
+class MissingConfig(PostfixError):
+    """The configuration directory or one of its files is not there (EX_NOINPUT)."""
 
 
 def _postconf(config_dir, *args):
@@ -71,9 +79,13 @@ def _explain(config_dir, stderr):
 def read_master(config_dir):
     """{(name, type): [fields]} as Postfix reads master.cf; raises PostfixError
     if Postfix itself would refuse the file, or it defines a service twice."""
+    if not os.path.isdir(config_dir):
+        raise MissingConfig(f"{config_dir}: no such directory; give the Postfix configuration "
+                            "directory (postconf -h config_directory)")
     for name in ("main.cf", "master.cf"):
         if not os.path.isfile(os.path.join(config_dir, name)):
-            raise PostfixError(f"{os.path.join(config_dir, name)}: missing; is {config_dir} a Postfix config directory?")
+            raise MissingConfig(f"{os.path.join(config_dir, name)}: missing; is {config_dir} a Postfix "
+                                "config directory?")
     res = _postconf(config_dir, "-M")
     if res.returncode != 0:
         raise PostfixError(f"{_explain(config_dir, res.stderr)}; refusing to edit a master.cf Postfix cannot read")
@@ -99,26 +111,111 @@ def read_params(config_dir, name):
     return params
 
 
-def plan(config_dir, chroot=None):
-    """The postconf arguments that bring master.cf to what we want, in order."""
-    services = read_master(config_dir)
+def known_tcp_ports(config_dir):
+    """Postfix's own name -> port table (known_tcp_ports, Postfix 3.6 and
+    later): `lmtp=24, smtp=25, smtps=submissions=465, submission=587`."""
+    res = _postconf(config_dir, "-h", "known_tcp_ports")
+    ports = {}
+    if res.returncode != 0:
+        return ports                        # an older Postfix: /etc/services alone
+    for item in res.stdout.replace(",", " ").split():
+        *names, port = item.split("=")
+        if port.isascii() and port.isdigit():
+            for name in names:
+                ports[name] = int(port)
+    return ports
+
+
+def services_ports(path):
+    """name -> port for the TCP services in a services(5) file, aliases too."""
+    ports = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) >= 2 and fields[1].endswith("/tcp"):
+                    number = fields[1][:-4]
+                    if number.isascii() and number.isdigit():
+                        for name in [fields[0]] + fields[2:]:
+                            ports.setdefault(name, int(number))
+    except OSError:
+        pass                                # services_file_problems says so
+    return ports
+
+
+def listen_port(service, names):
+    """(host, port) an inet service of master.cf listens on, as Postfix reads
+    its name `[host:]port`; port None when names can't resolve it."""
+    host, _, port = service.rpartition(":")
+    if port.isascii() and port.isdigit():
+        return host, int(port)
+    return host, names.get(port)
+
+
+def wanted_params(name, sasl=None):
+    return SERVICES[name]["params"] + SASL.get(sasl, [])
+
+
+def chroot_column(services, chroot=None):
     if chroot is None:
         smtp = services.get(("smtp", "inet"))
         chroot = smtp[4] if smtp else "-"
-    steps = []
+    return chroot
+
+
+def listeners(config_dir, services, services_file="/etc/services"):
+    """[(master.cf service, our service)]: the admin's own listener on 587 or
+    465, under whatever name, else ours under its standard name."""
+    names = services_ports(services_file)
+    names.update(known_tcp_ports(config_dir))     # Postfix looks there first
+    found = []
     for name, spec in SERVICES.items():
-        entry = [name, "inet", "n", "-", chroot, "-", "-", "smtpd"]
-        current = services.get((name, "inet"))
-        have = read_params(config_dir, name) if current else {}
-        if current is None or current[2:8] != entry[2:8] or current[8:] and _has_args(current):
-            steps.append(("-M", f"{name}/inet={' '.join(entry)}"))
-            # -M replaces the whole entry: carry the admin's own -o settings over.
-            keep = {k: v for k, v in have.items() if k not in dict(spec["params"])}
-            have = {}
-            steps += [("-P", f"{name}/inet/{k}={v}") for k, v in keep.items()]
-        for key, value in spec["params"]:
-            if have.get(key) != value:
-                steps.append(("-P", f"{name}/inet/{key}={value}"))
+        on_port = [key[0] for key in services
+                   if key[1] == "inet" and listen_port(key[0], names)[1] == spec["port"]]
+        by_host = {}
+        for service in on_port:
+            host = listen_port(service, names)[0]
+            if host in by_host:
+                raise PostfixError(f"{config_dir}/master.cf: {by_host[host]}/inet and {service}/inet both "
+                                   f"listen on {host or 'every address'} port {spec['port']}; Postfix uses "
+                                   "only the last of them; remove one, then run this again")
+            by_host[host] = service
+        found += [(service, name) for service in on_port or [name]]
+    return found
+
+
+def plan(config_dir, chroot=None, services_file="/etc/services", sasl=None):
+    """The postconf arguments that bring master.cf to what we want, in order.
+
+    An existing listener on 587 or 465 is edited under its own name, however
+    master.cf spells it (`smtps`, `ssmtp`, `465`, `127.0.0.1:submission`;
+    each one, if there are several for different addresses). Adding a
+    `submissions` entry beside `smtps` made two entries for one port, and
+    Postfix 3.7's master then warned "duplicate master.cf entry for service
+    "smtps" (465) -- using the last entry": the admin's own listener was
+    silently dropped for ours."""
+    services = read_master(config_dir)
+    chroot = chroot_column(services, chroot)
+    steps = []
+    for service, name in listeners(config_dir, services, services_file):
+        steps += _service_steps(config_dir, services, service, wanted_params(name, sasl), chroot)
+    return steps
+
+
+def _service_steps(config_dir, services, service, params, chroot):
+    steps = []
+    entry = [service, "inet", "n", "-", chroot, "-", "-", "smtpd"]
+    current = services.get((service, "inet"))
+    have = read_params(config_dir, service) if current else {}
+    if current is None or current[2:8] != entry[2:8] or current[8:] and _has_args(current):
+        steps.append(("-M", f"{service}/inet={' '.join(entry)}"))
+        # -M replaces the whole entry: carry the admin's own -o settings over.
+        keep = {k: v for k, v in have.items() if k not in dict(params)}
+        have = {}
+        steps += [("-P", f"{service}/inet/{k}={v}") for k, v in keep.items()]
+    for key, value in params:
+        if have.get(key) != value:
+            steps.append(("-P", f"{service}/inet/{key}={value}"))
     return steps
 
 
@@ -170,23 +267,19 @@ def backup(config_dir):
     return path
 
 
-def services_file_problems(path="/etc/services"):
-    """What /etc/services lacks for the service names in master.cf."""
-    found = set()
-    try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                fields = line.split("#", 1)[0].split()
-                if len(fields) >= 2:
-                    for name in [fields[0]] + fields[2:]:
-                        found.add((name, fields[1]))
-    except OSError as err:
-        return [f"cannot read {path}: {err.strerror or err}"]
+def services_file_problems(config_dir, path="/etc/services"):
+    """Our service names that Postfix could not turn into a port: neither
+    its known_tcp_ports (Postfix 3.6 and later) nor the services file has them."""
+    if not os.access(path, os.R_OK):
+        return [f"cannot read {path}"]
+    names = services_ports(path)
+    names.update(known_tcp_ports(config_dir))
     missing = []
     for name, spec in SERVICES.items():
-        if (name, f"{spec['port']}/tcp") not in found:
-            missing.append(f"{path} has no '{name} {spec['port']}/tcp': Postfix cannot resolve the "
-                           f"service name; add the line:  {name}\t{spec['port']}/tcp")
+        if names.get(name) != spec["port"]:
+            missing.append(f"{path} has no '{name} {spec['port']}/tcp' and Postfix's known_tcp_ports "
+                           f"lacks it: Postfix cannot resolve the service name; add the line:  "
+                           f"{name}\t{spec['port']}/tcp")
     return missing
 
 
@@ -203,16 +296,29 @@ def main_cf_warnings(config_dir):
     return warnings
 
 
+def sasl_warnings(config_dir, chroot=None, sasl=None, services_file="/etc/services"):
+    """Why AUTH would fail for everyone on the two services as they will be."""
+    from . import sasl as sasl_check
+    services = read_master(config_dir)
+    params = {}
+    for service, name in listeners(config_dir, services, services_file):
+        have = read_params(config_dir, service) if (service, "inet") in services else {}
+        params[service] = dict(have, **dict(wanted_params(name, sasl)))
+    return sasl_check.problems(config_dir, params, chroot_column(services, chroot))
+
+
 def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
-        services_file="/etc/services", out=print, warn=None) -> int:
+        services_file="/etc/services", sasl=None, out=print, warn=None) -> int:
     from .. import exitcodes
     from ..log import info, report, warning
     warn = warn or warning
     try:
-        steps = plan(config_dir, chroot)
-        for problem in services_file_problems(services_file):
+        steps = plan(config_dir, chroot, services_file, sasl)
+        for problem in services_file_problems(config_dir, services_file):
             warn(problem)
         for w in main_cf_warnings(config_dir):
+            warn(w)
+        for w in sasl_warnings(config_dir, chroot, sasl, services_file):
             warn(w)
         if not steps:
             out(f"{config_dir}/master.cf already has submission and submissions as wanted; nothing to change")
@@ -228,7 +334,7 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         saved = backup(config_dir)
         try:
             apply_steps(config_dir, steps)
-            left = plan(config_dir, chroot)
+            left = plan(config_dir, chroot, services_file, sasl)
             if left:
                 raise PostfixError(f"after applying, postconf still differs ({left[0][1]}); restored {saved}")
         except PostfixError:
@@ -237,7 +343,11 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         info(f"{config_dir}/master.cf: submission (587) and submissions (465) set; backup {saved}")
         out(f"changed {config_dir}/master.cf ({len(steps)} postconf edits); backup: {saved}")
         out("now: postfix check && postfix reload")
+        out("then, from outside: mailfilter relaytest YOUR-MAIL-HOST --port 587,465 --user SOMEONE")
         return exitcodes.OK
+    except MissingConfig as err:
+        report(str(err))
+        return exitcodes.NOINPUT
     except PostfixError as err:
         report(str(err))
         return exitcodes.CONFIG

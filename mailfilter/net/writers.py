@@ -10,6 +10,7 @@ admin's firewall. Each file loads in one atomic step: iptables-restore and
 nft -f are transactions, and the ipset file fills a fresh set and swaps it in.
 """
 
+import re
 from dataclasses import dataclass
 
 from .. import __version__
@@ -27,6 +28,55 @@ FORMATS = {
 
 MULTIPORT_MAX = 15      # iptables multiport takes at most 15 ports
 
+# Every text an option puts into a rule file is checked against what that
+# file's syntax allows, so no value can end a line and start a rule of its
+# own (a newline in --postfix-action added a `0.0.0.0/0 OK` line).
+# ASCII only: str.isalnum() also passes letters no firewall tool accepts.
+# A letter first: nft reads a table name that starts with a digit as a
+# number, and iptables-restore one that starts with '-' as an option.
+# 20 keeps NAME-DROP within iptables' 28-character chain names.
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,19}\Z")
+# What both `iptables -m limit --limit` and nft's `limit rate` read; iptables
+# refuses more than 10,000 per unit.
+_RATE = re.compile(r"([1-9][0-9]{0,4})/(second|minute|hour|day)\Z")
+# access(5) results a blocklist may use: they refuse, hold or flag the
+# client. OK, RELAY, PERMIT and an all-numerical result accept the mail.
+_ACTIONS = {"REJECT", "DEFER", "DEFER_IF_REJECT", "DEFER_IF_PERMIT", "DISCARD", "HOLD",
+            "WARN", "INFO", "DUNNO", "FILTER", "REDIRECT", "BCC", "PREPEND"}
+_ACCEPTING = {"OK", "RELAY", "PERMIT"}
+_ACTION_TEXT = re.compile(r"[ -~]+\Z")           # one line of printable ASCII
+_REPLY_CODE = re.compile(r"[45][0-9][0-9]\Z")
+_DIGITS = re.compile(r"[0-9]+\Z")
+
+
+def check_name(text: str) -> str:
+    if not _NAME.match(text):
+        raise ValueError(f"{text!r}: an ASCII letter, then letters, digits, - and _, at most 20 characters")
+    return text
+
+
+def check_log_rate(text: str) -> str:
+    m = _RATE.match(text)
+    if not m or int(m.group(1)) > 10000:
+        raise ValueError(f"{text!r}: expected N/second, N/minute, N/hour or N/day, N from 1 to 10000")
+    return text
+
+
+def check_postfix_action(text: str) -> str:
+    """One access(5) result that refuses (or flags) the client, on one line."""
+    if not _ACTION_TEXT.match(text) or not text.strip():
+        raise ValueError(f"{text!r}: one line of printable ASCII, e.g. 'REJECT 5.7.1 go away'")
+    text = text.strip()
+    words = text.split()
+    word = words[0].upper()
+    if word in _ACCEPTING or (_DIGITS.match(word) and len(words) == 1):
+        raise ValueError(f"{text!r}: {words[0]} accepts the mail; a blocklist wants REJECT, DEFER, "
+                         "4NN/5NN text, DISCARD or HOLD (see access(5))")
+    if word not in _ACTIONS and not _REPLY_CODE.match(word):
+        raise ValueError(f"{text!r}: {words[0]!r} is not an access(5) action that refuses mail (REJECT, "
+                         "DEFER, 4NN/5NN text, DISCARD, HOLD, WARN, ...)")
+    return text
+
 
 @dataclass
 class Options:
@@ -40,9 +90,31 @@ class Options:
                                     # can tell the countries apart
     postfix_action: str = "REJECT 5.7.1 mail from your network is not accepted here"
 
+    def __post_init__(self):
+        # Here too, not only in the command's argument parsing: a caller of
+        # the library gets the same guarantee. ValueError names the value.
+        check_name(self.name)
+        check_log_rate(self.log_rate)
+        self.postfix_action = check_postfix_action(self.postfix_action)
+        self.ports = tuple(self.ports)
+        if any(not isinstance(p, int) or not 1 <= p <= 65535 for p in self.ports):
+            raise ValueError(f"{self.ports!r}: ports are numbers 1-65535")
+
     @property
     def chain(self):
         return self.name.upper()
+
+
+def comment_text(text) -> str:
+    """text made safe for a '#' comment line: anything not printable (a
+    newline or CR in a file name, an undecodable byte's surrogate) becomes
+    a visible escape, so the comment can't end early or break the encoding."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else
+                   (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" if ord(c) < 0x10000
+                    else f"\\U{ord(c):08x}") for c in text)
 
 
 def _header(bl, fmt, load_hint, comment="#"):
@@ -51,7 +123,9 @@ def _header(bl, fmt, load_hint, comment="#"):
              f"{c} {FORMATS[fmt]}",
              f"{c} Load: {load_hint}",
              f"{c} Sources:"]
-    lines += [f"{c}   {d.describe()}" for d in bl.sources]
+    # describe() holds the file's name and its header's registry and serial:
+    # text from outside, the only text here that options did not check.
+    lines += [f"{c}   {comment_text(d.describe())}" for d in bl.sources]
     lines.append(f"{c} Countries: {' '.join(bl.countries)}")
     for cc in bl.countries:
         n4, n6 = bl.per_country.get(cc, (0, 0))

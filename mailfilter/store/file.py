@@ -13,7 +13,6 @@ them (Ledger.__init__), so those messages are simply taught again.
 import fcntl
 import os
 
-from ..atomicfile import replace
 from . import Store, StoreWriter, modelfile
 
 
@@ -34,6 +33,26 @@ class FileStore(Store):
     def writer(self) -> "FileWriter":
         return FileWriter(self)
 
+    def learned(self, recent: int = 10) -> dict:
+        from .ledger import learned
+        return learned(self.ledger_path, recent)
+
+    def describe(self) -> dict:
+        """The model file's header and where it is, without the feature
+        check: `stats` shows a model other features wrote (and says so)."""
+        info = {"kind": "file", "path": self.model_path, "generation": 0}
+        try:
+            st = os.stat(self.model_path)
+        except FileNotFoundError:
+            info["exists"] = False
+            return info
+        info.update(exists=True, size=st.st_size, mtime=st.st_mtime)
+        header = modelfile.read_header(self.model_path)
+        info.update(header)
+        info["features_current"] = (header.get("feature_version") == self.features.version and
+                                    header.get("feature_crc") in (None, self.features.crc))
+        return info
+
 
 class FileWriter(StoreWriter):
     """flock(model.lock) for read-modify-write of the model.
@@ -48,7 +67,8 @@ class FileWriter(StoreWriter):
         self._ledger = None
 
     def __enter__(self) -> "FileWriter":
-        self.fd = os.open(self.store.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        from ..state import open_regular
+        self.fd = open_regular(self.store.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         except BaseException:
@@ -84,7 +104,17 @@ class FileWriter(StoreWriter):
     def label_of(self, digest: str):
         return self.ledger.label_of(digest)
 
-    def commit(self, model, rows, replace_ledger: bool = False) -> None:
+    def record_of(self, digest: str):
+        return self.ledger.record_of(digest)
+
+    def legacy_record_of(self, prefix_digest: str):
+        return self.ledger.legacy_record_of(prefix_digest)
+
+    def commit(self, model, rows, replace_ledger: bool = False, forget=()) -> None:
         model.generation += 1
         self.ledger.record(rows, model.generation, replace_all=replace_ledger)
+        from ..atomicfile import replace
         replace(self.store.model_path, modelfile.chunks(model, self.store.features), 0o600)
+        if forget:
+            # After the model: rows are dropped only once the undone model stands.
+            self.ledger.forget(forget)

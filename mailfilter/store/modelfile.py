@@ -26,6 +26,7 @@ file in place, it writes a new one beside it and renames it over the old,
 so a reader sees one whole model or the other.
 """
 
+import math
 import mmap
 import os
 import struct
@@ -96,12 +97,15 @@ def empty(bits: int) -> Model:
 
 
 def _open(path: str):
-    """A read-only fd on the regular file at path, or None if there is none."""
+    """A read-only fd on the regular file at path, or None if there is none.
+    Never follows a symlink; a FIFO or device is refused without blocking."""
+    from ..state import NotRegular, open_regular
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        return open_regular(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
         return None
-    return fd
+    except NotRegular:
+        raise ModelError(f"{path}: not a regular file") from None
 
 
 def map_readonly(path: str, bits: int, features: FeatureIdentity) -> Model:
@@ -126,7 +130,20 @@ def read_copy(path: str, bits: int, features: FeatureIdentity) -> Model:
         return empty(bits)
     with os.fdopen(fd, "rb") as fh:
         data = bytearray(fh.read())
-    return _model(data, *_check(path, bytes(data[:HEADER.size]), len(data), features))
+    model = _model(data, *_check(path, bytes(data[:HEADER.size]), len(data), features))
+    if not all_finite(model):
+        raise ModelError(f"{path}: the model holds infinite or NaN weights; "
+                         f"run `mailfilter rebuild` (or remove the file to start afresh)")
+    return model
+
+
+def all_finite(model: Model) -> bool:
+    """No weight or step-size sum is infinite or NaN. A float32 sum in
+    double can't overflow (2**26 * 3.4e38 < 1.8e308), so the sum is finite
+    exactly when every value is. 38 ms for a 2**20 model: paid by learn,
+    which copies the whole file anyway, and at every commit; the filter
+    instead refuses a non-finite score (classifier.py) at no cost."""
+    return math.isfinite(sum(model.weights)) and math.isfinite(sum(model.sq_grads))
 
 
 def read_generation(path: str) -> int:
@@ -144,7 +161,30 @@ def read_generation(path: str) -> int:
 
 
 def chunks(model: Model, features: FeatureIdentity):
-    """The file's bytes, in pieces, for atomicfile.replace."""
+    """The file's bytes, in pieces, for atomicfile.replace. A model with a
+    non-finite value is never written (ModelError)."""
+    if not all_finite(model):
+        raise ModelError("refusing to save a model with infinite or NaN weights; the old one stays")
     header = HEADER.pack(MAGIC, FORMAT, model.bits, model.trained_spam, model.trained_good,
                          model.generation, features.version, features.crc)
     return (header, model.weights.cast("B"), model.sq_grads.cast("B"))
+
+
+def read_header(path: str) -> dict:
+    """The header's fields, unchecked but for the magic (for `stats`):
+    format, bits, trained_spam, trained_good, generation, feature_version,
+    feature_crc (None for format 2). {"error": why} when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(HEADER.size)
+    except OSError as err:
+        return {"error": f"{path}: {err.strerror or err}"}
+    if len(head) < HEADER.size:
+        return {"error": f"{path}: truncated model file ({len(head)} bytes)"}
+    magic, fmt, bits, spam, good, generation, feature_version, crc = HEADER.unpack_from(head)
+    if magic != MAGIC:
+        return {"error": f"{path}: not a mailfilter model (bad magic)"}
+    if fmt == 2:
+        feature_version, crc = 1, None
+    return {"format": fmt, "bits": bits, "trained_spam": spam, "trained_good": good,
+            "generation": generation, "feature_version": feature_version, "feature_crc": crc}

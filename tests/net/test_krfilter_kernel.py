@@ -160,3 +160,46 @@ def test_nft_log(tmp_path):
         lab.srv_sh("nft", "-f", ruleset)
         expect(lab, 4)
         assert "log prefix" in lab.srv_sh("nft", "list", "table", "inet", "krfilter").stdout
+
+
+def test_hostile_file_name_loads_no_rule_of_its_own(tmp_path):
+    """Issue 14: a newline in an input file's name put its own lines into the
+    generated file (the header comment names the file), and the real loaders
+    took them: an ACCEPT rule in INPUT, a table that drops everything, a set.
+    Each format gets the payload its own loader would run."""
+    payloads = {
+        "iptables": "*filter\n-I INPUT -j ACCEPT\nCOMMIT",
+        "nft": "table inet pwned { chain c { type filter hook input priority -300; policy drop; }; }",
+        "ipset": "create pwned hash:ip",
+    }
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = {}
+    for fmt, payload in payloads.items():
+        hostile = tmp_path / f"delegated-testnet-{fmt}\n{payload}\n#"
+        hostile.write_bytes(open(TESTNET, "rb").read())
+        out[fmt] = tmp_path / f"{fmt}.out"
+        res = subprocess.run([sys.executable, "-m", "mailfilter", "krfilter", "-q", "--countries", "KR,CN",
+                              *ALLOW, "--format", fmt, "-o", str(out[fmt]), str(hostile)],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert res.returncode == 0, res.stderr
+    with Lab() as lab:
+        lab.srv_sh("iptables-restore", "--noflush", out["iptables"])
+        lab.srv_sh("iptables", "-A", "INPUT", "-j", "KRFILTER")
+        assert lab.srv_sh("iptables", "-S", "INPUT").stdout == "-P INPUT ACCEPT\n-A INPUT -j KRFILTER\n"
+        expect(lab, 4)
+        lab.srv_sh("iptables", "-D", "INPUT", "-j", "KRFILTER")
+        lab.srv_sh("nft", "-f", out["nft"])
+        assert "pwned" not in lab.srv_sh("nft", "list", "tables").stdout
+        expect(lab, 4)
+        lab.srv_sh("ipset", "restore", "-file", out["ipset"])
+        assert sorted(lab.srv_sh("ipset", "list", "-n").stdout.split()) == ["krfilter4", "krfilter6"]
+
+
+def test_every_log_rate_krfilter_accepts_loads(tmp_path):
+    # --log-rate is checked (a newline in it added a rule of its own); the
+    # check must not refuse what iptables and nft take, nor pass what they don't.
+    with Lab() as lab:
+        for rate in ("1/second", "10000/second", "6/minute", "1/hour", "1/day"):
+            lab.srv_sh("iptables-restore", "--noflush", generate(tmp_path, "iptables", "--log", "--log-rate", rate))
+            lab.srv_sh("nft", "-f", generate(tmp_path, "nft", "--log", "--log-rate", rate))
+            assert f"limit rate {rate}" in lab.srv_sh("nft", "list", "table", "inet", "krfilter").stdout

@@ -103,6 +103,18 @@ MALFORMED = {
     "bad_date": ("test|KR|ipv4|10.0.1.0|256|2024-01-01|allocated\n", "bad date"),
     "bad_asn": ("test|KR|asn|AS64512|1|20240101|allocated\n", "bad asn"),
     "empty_registry": ("|KR|ipv4|10.0.1.0|256|20240101|allocated\n", "empty registry"),
+    # The format's numbers are ASCII digits only; int() would take these (issue 14).
+    "ipv4_count_underscore": ("test|KR|ipv4|10.0.1.0|1_024|20240101|allocated\n", "host count '1_024'"),
+    "ipv4_count_plus": ("test|KR|ipv4|10.0.1.0|+256|20240101|allocated\n", "host count '+256'"),
+    "ipv4_count_blank": ("test|KR|ipv4|10.0.1.0| 256|20240101|allocated\n", "host count ' 256'"),
+    "ipv4_count_huge": ("test|KR|ipv4|10.0.1.0|" + "9" * 5000 + "|20240101|allocated\n", "host count"),
+    "ipv6_prefix_plus": ("test|KR|ipv6|2001:db8::|+48|20240101|allocated\n", "prefix length '+48'"),
+    "ipv6_prefix_underscore": ("test|KR|ipv6|2001:db8::|4_8|20240101|allocated\n", "prefix length '4_8'"),
+    "asn_superscript": ("test|KR|asn|64512|\u00b2|20240101|allocated\n", "bad asn"),
+    # A record for the whole address space would block everyone (issue 14).
+    "ipv4_everything": ("test|KR|ipv4|0.0.0.0|4294967296|20240101|allocated\n",
+                        "KR record covers every IPv4 address (0.0.0.0/0)"),
+    "ipv6_everything": ("test|KR|ipv6|::|0|20240101|assigned\n", "KR record covers every IPv6 address (::/0)"),
 }
 
 
@@ -110,7 +122,8 @@ MALFORMED = {
 def test_malformed_line_names_file_and_line(tmp_path, case):
     line, words = MALFORMED[case]
     p = tmp_path / "delegated-test"
-    p.write_text("# comment\n" + HEADER.format(n=3) + "\n" + GOOD + line + GOOD)
+    # latin-1, as the parser reads it: "\u00b2" is the one byte 0xB2 ("²").
+    p.write_bytes(("# comment\n" + HEADER.format(n=3) + "\n" + GOOD + line + GOOD).encode("latin-1"))
     with pytest.raises(rir.DelegationError) as err:
         rir.parse(str(p))
     assert str(err.value).startswith(f"{p}:5: ")
@@ -131,10 +144,14 @@ def test_lenient_skips_and_counts(tmp_path):
     ("test|KR|ipv4|10.0.0.0|256|20240101|allocated\n", "expected a version line"),
     ("3|test|20240101|1|20240101|20240101|+0000\n", "version 2 or 2.3"),
     ("2|test|20240101|many|20240101|20240101|+0000\n", "expected a version line"),
+    # str.isdigit() passed these, then int() raised: a traceback, not a line number
+    ("2|test|20240101|\u00b9|20240101|20240101|+0000\n", "expected a version line"),
+    ("2|test|20240101|" + "1" * 5000 + "|20240101|20240101|+0000\n", "expected a version line"),
+    ("2|test|20240101|+1|20240101|20240101|+0000\n", "expected a version line"),
 ])
 def test_bad_or_missing_version_line(tmp_path, first, words):
     p = tmp_path / "delegated-test"
-    p.write_text("# c\n" + first + GOOD)
+    p.write_bytes(("# c\n" + first + GOOD).encode("latin-1"))
     with pytest.raises(rir.DelegationError) as err:
         rir.parse(str(p))
     assert str(err.value).startswith(f"{p}:2: ") and words in str(err.value)
@@ -153,6 +170,15 @@ def test_truncated_file_caught_by_header_count(tmp_path):
     p.write_text("".join(lines[:-3]))
     with pytest.raises(rir.DelegationError, match=r"delegated-test:9: header says 17 records, file has 14"):
         rir.parse(str(p))
+
+
+@pytest.mark.parametrize("count", ["\u00b9", "+1", "1_0"])
+def test_summary_count_is_digits_only(tmp_path, count):
+    p = tmp_path / "delegated-test"
+    p.write_bytes((HEADER.format(n=1) + f"test|*|ipv4|*|{count}|summary\n" + GOOD).encode("latin-1"))
+    with pytest.raises(rir.DelegationError) as err:
+        rir.parse(str(p))
+    assert str(err.value) == f"{p}:2: bad summary count {count!r}"
 
 
 def test_summary_count_mismatch(tmp_path):
@@ -427,3 +453,143 @@ def test_default_nft_drop_rules_count():
     res = krfilter("-c", "KR", "-f", "nft", "--reject", APNIC)
     assert "\t\tip saddr @block4 counter reject with tcp reset\n" in res.stdout
     assert "\t\tip6 saddr @block6 counter reject with tcp reset\n" in res.stdout
+
+
+# --- krfilter trusts nothing it writes (issue 14) -------------------------------
+
+EVERYTHING4 = "test|KR|ipv4|0.0.0.0|4294967296|20240101|allocated|X\n"
+
+
+def test_a_record_for_everything_is_refused_unless_force(tmp_path):
+    bad = tmp_path / "delegated-everything"
+    bad.write_text(HEADER.format(n=2) + GOOD + EVERYTHING4)
+    out = tmp_path / "krfilter.ipset"
+    res = krfilter("-c", "KR", "-o", out, bad)
+    assert res.returncode == 65 and not out.exists()
+    assert res.stderr == (f"mailfilter: {bad}:3: KR record covers every IPv4 address (0.0.0.0/0): no registry "
+                          "delegates that, and blocking it would cut off every client, your own SSH session "
+                          "included (--force accepts it, --lenient skips it)\n")
+    res = krfilter("-c", "KR", "--lenient", "-f", "cidr", bad)
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "10.0.0.0/24"
+    assert "covers every IPv4 address" in res.stderr and "skipped (--lenient)" in res.stderr
+    res = krfilter("-c", "KR", "--force", "-f", "cidr", bad)
+    assert res.returncode == 0 and res.stdout.splitlines()[-1] == "0.0.0.0/0"
+    # Records nobody counts (reserved, available) may cover anything.
+    ok = tmp_path / "delegated-reserved"
+    ok.write_text(HEADER.format(n=2) + GOOD + "test||ipv4|0.0.0.0|4294967296||reserved|\n")
+    assert krfilter("-c", "KR", "-f", "cidr", ok).returncode == 0
+
+
+def test_records_that_add_up_to_everything_are_refused_unless_force(tmp_path):
+    halves = tmp_path / "delegated-halves"
+    halves.write_text(HEADER.format(n=4) + "test|KR|ipv4|0.0.0.0|2147483648|20240101|allocated|X\n"
+                      "test|CN|ipv4|128.0.0.0|2147483648|20240101|allocated|Y\n"
+                      "test|KR|ipv6|::|1|20240101|allocated|X\ntest|KR|ipv6|8000::|1|20240101|allocated|X\n")
+    out = tmp_path / "krfilter.nft"
+    res = krfilter("-c", "KR,CN", "-f", "nft", "-o", out, halves)
+    assert res.returncode == 65 and not out.exists()
+    assert "KR CN together cover every address (0.0.0.0/0 and ::/0)" in res.stderr
+    assert "--force writes it anyway" in res.stderr
+    assert krfilter("-c", "KR", "-f", "nft", "-o", out, halves).returncode == 65      # ::/0 alone
+    assert krfilter("-c", "KR,CN", "--force", "-f", "nft", "-o", out, halves).returncode == 0
+
+
+def test_sources_refuses_such_a_record_too(tmp_path):
+    # No --force there: the report would put every address in one country.
+    bad = tmp_path / "delegated-everything"
+    bad.write_text(HEADER.format(n=2) + GOOD + EVERYTHING4)
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-m", "mailfilter", "sources", "--rir", str(bad), str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert res.returncode == 65 and "(--lenient skips malformed lines)" in res.stderr
+    assert "--force" not in res.stderr
+
+
+def _hostile_name(tmp_path, payload):
+    """A copy of the APNIC sample whose file name carries payload (anything
+    but '/', which no file name can hold)."""
+    path = tmp_path / f"delegated-apnic\n{payload}\n#"
+    path.write_bytes(open(APNIC, "rb").read())
+    return path
+
+
+def _rules(text):
+    return [line for line in text.splitlines() if not line.startswith("#")]
+
+
+@pytest.mark.parametrize("fmt", list(writers.FORMATS))
+def test_file_name_cannot_add_a_line_to_any_format(tmp_path, fmt):
+    # iptables-restore loaded the ACCEPT rule a newline in the name added.
+    hostile = _hostile_name(tmp_path, "*filter\n-I INPUT -j ACCEPT\nCOMMIT\n1.11.4.1 OK\nadd table inet pwned")
+    res = krfilter("-c", "KR", "-f", fmt, hostile)
+    assert res.returncode == 0, res.stderr
+    assert _rules(res.stdout) == _rules(krfilter("-c", "KR", "-f", fmt, APNIC).stdout)
+    assert ("#   delegated-apnic\\x0a*filter\\x0a-I INPUT -j ACCEPT\\x0aCOMMIT\\x0a1.11.4.1 OK"
+            "\\x0aadd table inet pwned\\x0a#: apnic version 2") in res.stdout
+
+
+def test_header_fields_and_undecodable_names_are_escaped(tmp_path):
+    # The registry and serial come from the file; a name that is not UTF-8
+    # made the writer raise UnicodeEncodeError.
+    name = os.fsencode(tmp_path) + b"/delegated-\xff\xfe"
+    data = open(APNIC, "rb").read().replace(b"|apnic|20190912|", b"|ap\x0bnic|2019\x850912|", 1)
+    with open(name, "wb") as fh:
+        fh.write(data)
+    res = subprocess.run([sys.executable, "-m", "mailfilter", "krfilter", "-c", "KR", "-f", "iptables", name],
+                         capture_output=True, env=dict(os.environ, PYTHONPATH=REPO), timeout=60)
+    assert res.returncode == 0, res.stderr
+    header = [l for l in res.stdout.decode().splitlines() if l.startswith("#   delegated-")]
+    assert header == ["#   delegated-\\udcff\\udcfe: ap\\x0bnic version 2, serial 2019\\x850912, "
+                      "data up to 20190911, 17 records"]
+
+
+@pytest.mark.parametrize("option,value,words", [
+    ("--postfix-action", "REJECT\n0.0.0.0/0 OK", "one line of printable ASCII"),
+    ("--postfix-action", "REJECT\r0.0.0.0/0\tOK", "one line of printable ASCII"),
+    ("--postfix-action", "OK", "OK accepts the mail"),
+    ("--postfix-action", "550", "550 accepts the mail"),
+    ("--postfix-action", "REJCT go away", "'REJCT' is not an access(5) action"),
+    ("--postfix-action", "", "one line of printable ASCII"),
+    ("--log-rate", "6/minute\n-A INPUT -j ACCEPT", "expected N/second, N/minute, N/hour or N/day"),
+    ("--log-rate", "6/m", "expected N/second"),
+    ("--log-rate", "0/second", "expected N/second"),
+    ("--log-rate", "10001/second", "N from 1 to 10000"),
+    ("--name", "kr\u00efl", "an ASCII letter, then letters, digits"),
+    ("--name", "1krfilter", "an ASCII letter"),
+    ("--name", "kr filter", "an ASCII letter"),
+])
+def test_option_text_that_reaches_a_rule_file_is_checked(option, value, words):
+    res = krfilter("-c", "KR", "-f", "postfix" if option == "--postfix-action" else "iptables",
+                   "--log", f"{option}={value}", APNIC)
+    assert res.returncode == 64, res.stdout
+    assert f"argument {option}: {value!r}" in res.stderr and words in res.stderr
+    assert res.stdout == ""
+
+
+@pytest.mark.parametrize("action", ["REJECT", "554 5.7.1 not from your network", "DEFER_IF_PERMIT try later",
+                                    "  HOLD  ", "WARN krfilter would block this"])
+def test_postfix_actions_an_admin_uses(action):
+    res = krfilter("-c", "KR", "-f", "postfix", "--postfix-action", action, APNIC)
+    assert res.returncode == 0, res.stderr
+    assert _rules(res.stdout)[0] == f"1.11.0.0/16\t{action.strip()}"
+
+
+def test_library_callers_get_the_same_checks():
+    for bad in ({"postfix_action": "REJECT\n0.0.0.0/0 OK"}, {"log_rate": "1/s\n"}, {"name": "x\ny"},
+                {"ports": (0,)}):
+        with pytest.raises(ValueError):
+            writers.Options(**bad)
+
+
+def test_postfix_table_with_a_hostile_file_name_and_real_postmap(tmp_path):
+    # A cidr table is first match: an injected host line above the block
+    # would let that Korean host in.
+    hostile = _hostile_name(tmp_path, "1.11.4.1 OK")
+    table = tmp_path / "krfilter.cidr"
+    assert krfilter("-c", "KR", "-f", "postfix", "-o", table, hostile).returncode == 0
+    config = tmp_path / "postfix"
+    config.mkdir()
+    (config / "main.cf").write_text("compatibility_level = 3.6\n")
+    res = subprocess.run(["/usr/sbin/postmap", "-c", str(config), "-q", "1.11.4.1", f"cidr:{table}"],
+                         capture_output=True, text=True)
+    assert (res.returncode, res.stdout.strip()) == (0, writers.Options.postfix_action), (res, res.stderr)

@@ -45,9 +45,25 @@ def confdir(tmp_path):
                 break
         else:
             pytest.fail(f"no Postfix {name} template: install postfix (contrib/bootstrap.sh)")
+    # Private places for what the SASL check looks at, so the machine's own
+    # /var/spool/postfix and /etc/postfix/sasl never change the outcome.
+    (tmp_path / "spool" / "private").mkdir(parents=True)
+    (tmp_path / "sasl").mkdir()
     with open(d / "main.cf", "a") as fh:
-        fh.write("\nsmtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem\n")
+        fh.write("\nsmtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem\n"
+                 f"queue_directory = {tmp_path / 'spool'}\n"
+                 f"cyrus_sasl_config_path = {tmp_path / 'sasl'}\n")
     return d
+
+
+# Postfix's stock SASL set-up (cyrus, no smtpd.conf) knows no users: the one
+# warning a stock main.cf gets.
+NO_CYRUS_USERS = "smtpd_sasl_type = cyrus, but there is no smtpd.conf in "
+
+
+def not_sasl(stderr):
+    """The warnings other than that one."""
+    return [line for line in stderr.splitlines() if NO_CYRUS_USERS not in line]
 
 
 @pytest.fixture
@@ -81,7 +97,8 @@ def test_default_prints_commands_and_diff_and_changes_nothing(confdir, services)
     assert f"postconf -c {confdir} -P submissions/inet/smtpd_tls_wrappermode=yes" in res.stdout
     assert "+    -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject" in res.stdout
     assert (confdir / "master.cf").read_bytes() == before and backups(confdir) == []
-    assert res.stderr == ""
+    (line,) = res.stderr.splitlines()
+    assert NO_CYRUS_USERS in line
 
 
 def test_printed_commands_do_what_apply_does(confdir, services, tmp_path):
@@ -156,13 +173,26 @@ def test_service_defined_twice_is_refused(confdir, services):
 
 
 def test_missing_config_dir(tmp_path):
+    # A missing input is EX_NOINPUT (66), as for every other command; 78 is
+    # for a configuration Postfix refuses (issue 11: it was 78).
+    res = submission("--config-dir", tmp_path / "no-such-dir", "--apply")
+    assert res.returncode == 66, res
+    assert res.stderr == f"mailfilter: {tmp_path}/no-such-dir: no such directory; give the Postfix " \
+                         "configuration directory (postconf -h config_directory)\n"
     res = submission("--config-dir", tmp_path, "--apply")
-    assert res.returncode == 78 and "main.cf: missing" in res.stderr
+    assert res.returncode == 66 and "main.cf: missing" in res.stderr
 
 
 def test_etc_services_check(confdir, tmp_path):
     f = tmp_path / "services"
     f.write_text("smtp\t\t25/tcp\t\tmail\nsubmission\t587/tcp\n")
+    # Postfix 3.6 and later resolve the names from known_tcp_ports first:
+    # nothing to warn about, whatever /etc/services says.
+    res = submission("--config-dir", confdir, "--services-file", f)
+    assert res.returncode == 0 and not_sasl(res.stderr) == []
+    # An older Postfix (or an admin's empty known_tcp_ports) has only the file.
+    with open(confdir / "main.cf", "a") as fh:
+        fh.write("known_tcp_ports =\n")
     res = submission("--config-dir", confdir, "--services-file", f)
     assert res.returncode == 0
     assert f"{f} has no 'submissions 465/tcp'" in res.stderr
@@ -185,3 +215,184 @@ def test_help_teaches():
     assert res.returncode == 0
     for word in ("RFC 6409", "RFC 8314", "--apply", "examples:", "permit_sasl_authenticated,reject"):
         assert word in res.stdout
+
+
+# --- an existing listener on 465 or 587, however master.cf names it (issue 14) ---
+# Names resolve as Postfix resolves them: known_tcp_ports first (smtps and
+# submissions are 465, submission 587), then the services file (ssmtp is an
+# alias of 465 there). A second entry on the same port made Postfix's master
+# stop with "bind: Address already in use".
+
+EXISTING = {
+    "smtps": "smtps     inet  n       -       y       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n",
+    "465": "465       inet  n       -       y       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n",
+    "ssmtp": "ssmtp     inet  n       -       y       -       -       smtpd\n  -o smtpd_tls_wrappermode=yes\n",
+    "587": "587       inet  n       -       y       -       -       smtpd\n  -o smtpd_sasl_type=dovecot\n",
+    "submission-on-loopback": "127.0.0.1:submission inet n - y - - smtpd\n",
+    "both": "smtps     inet  n       -       y       -       -       smtpd\n"
+            "587       inet  n       -       y       -       -       smtpd\n",
+}
+
+
+def inet_services(confdir):
+    return [line.split()[0] for line in postconf(confdir, "-M").splitlines() if line.split()[1:2] == ["inet"]]
+
+
+@pytest.mark.parametrize("case", list(EXISTING))
+def test_existing_listener_is_edited_not_duplicated(confdir, services, case):
+    with open(confdir / "master.cf", "a") as fh:
+        fh.write(EXISTING[case])
+    existing = [s for s in inet_services(confdir) if s != "smtp"]
+    res = submission("--config-dir", confdir, "--apply", "--services-file", services)
+    assert res.returncode == 0, res.stderr
+    after = inet_services(confdir)
+    # Exactly one listener per port: the admin's, under its own name, plus
+    # ours for a port that had none.
+    on465 = [s for s in after if s in ("smtps", "465", "ssmtp", "submissions")]
+    on587 = [s for s in after if s.rsplit(":", 1)[-1] in ("587", "submission")]
+    assert len(on465) == 1 and len(on587) == 1, after
+    assert set(existing) <= set(after)
+    for service, want in ((on465[0], WANT["submissions"]), (on587[0], WANT["submission"])):
+        params = {}
+        for row in postconf(confdir, "-P", f"{service}/inet").splitlines():
+            key, _, value = row.partition(" = ")
+            params[key.split("/", 2)[2]] = value
+        assert {k: params.get(k) for k in want} == want, service
+    if case == "587":
+        assert "smtpd_sasl_type = dovecot" in postconf(confdir, "-P", "587/inet")     # the admin's own kept
+    again = submission("--config-dir", confdir, "--apply", "--services-file", services)
+    assert again.returncode == 0 and "nothing to change" in again.stdout
+
+
+def test_two_entries_on_one_port_are_refused(confdir, services):
+    with open(confdir / "master.cf", "a") as fh:
+        fh.write("smtps inet n - y - - smtpd\n465 inet n - y - - smtpd\n")
+    before = (confdir / "master.cf").read_bytes()
+    res = submission("--config-dir", confdir, "--apply", "--services-file", services)
+    assert res.returncode == 78
+    assert "smtps/inet and 465/inet both listen on every address port 465" in res.stderr
+    assert (confdir / "master.cf").read_bytes() == before and backups(confdir) == []
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("case", ["smtps", "587", "both"])
+def test_real_postfix_master_comes_up_with_one_listener_per_port(confdir, services, tmp_path, case):
+    """The configuration `submission --apply` leaves, started for real: a
+    private Postfix master in a network namespace binds 25, 465 and 587, 465
+    speaks TLS at once, 587 offers STARTTLS, and the master finds one entry
+    per port. With the duplicate entry, Postfix 3.7's master logged
+    'duplicate master.cf entry for service "smtps" (465) -- using the last
+    entry': the admin's own listener was silently dropped for ours."""
+    from postfix_lab import Pair, Postfix, instance_dir
+    with open(confdir / "master.cf", "a") as fh:
+        fh.write(EXISTING[case])
+    res = submission("--config-dir", confdir, "--apply", "--services-file", services)
+    assert res.returncode == 0, res.stderr
+    root = instance_dir()
+    try:
+        # The master.cf submission edited, under a main.cf of the private
+        # instance's own (the fixture's main.cf.dist is a template that
+        # Postfix won't run: it has an empty sendmail_path, for one).
+        etc = os.path.join(root, "etc")
+        os.makedirs(etc)
+        shutil.copy(confdir / "master.cf", etc)
+        key, cert = os.path.join(root, "key.pem"), os.path.join(root, "cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=mx.example.org", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        with Pair() as pair:                    # loopback only
+            pf = Postfix(root, pair.srv, {"smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key}, etc=etc)
+            with pf.start():
+                probe = pair.run_in(pair.srv, sys.executable, "-c", PROBE, timeout=60)
+                assert probe.returncode == 0, probe.stderr.decode() + "\n" + pf.log()
+                assert probe.stdout.decode().split("\n")[:3] == ["25 220", "587 220 STARTTLS", "465 220 TLS"]
+                listening = pair.run_in(pair.srv, "ss", "-Hltn").stdout.decode()
+                ports = sorted(int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines())
+                # v4 and v6 wildcard sockets: two per port, never more.
+                assert ports == [25, 25, 465, 465, 587, 587], listening
+            log = pf.log()
+            assert "daemon started" in log and "fatal" not in log and "duplicate master.cf entry" not in log, log
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+PROBE = r"""
+import smtplib, socket, ssl
+out = []
+s = smtplib.SMTP("127.0.0.1", 25, timeout=20); out.append(f"25 {s.ehlo()[0] and 220}"); s.quit()
+s = smtplib.SMTP("127.0.0.1", 587, timeout=20)
+code, text = s.ehlo("client.example")
+out.append("587 220 " + ("STARTTLS" if s.has_extn("starttls") else "no STARTTLS")); s.quit()
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = smtplib.SMTP_SSL("127.0.0.1", 465, timeout=20, context=ctx)
+out.append("465 220 TLS" if s.sock.version() else "465 no TLS"); s.quit()
+print("\n".join(out))
+"""
+
+
+def test_sasl_that_knows_no_users_is_named(confdir, services, tmp_path):
+    res = submission("--config-dir", confdir, "--services-file", services)
+    assert res.returncode == 0
+    assert (f"mailfilter: submission: smtpd_sasl_type = cyrus, but there is no smtpd.conf in {tmp_path}/sasl: "
+            "Cyrus SASL then knows no users and every AUTH fails; with Dovecot on this machine use "
+            "--sasl dovecot, else set up saslauthd (pwcheck_method: saslauthd)\n") == res.stderr
+
+
+@pytest.mark.parametrize("chroot", ["n", "y"])
+def test_saslauthd_without_its_socket_is_named(confdir, services, tmp_path, chroot):
+    # Short names: a unix socket's path must fit in 108 bytes.
+    mux = "/mux" if chroot == "y" else str(tmp_path / "mux")
+    (tmp_path / "sasl" / "smtpd.conf").write_text(f"pwcheck_method: saslauthd\nsaslauthd_path: {mux}\n")
+    res = submission("--config-dir", confdir, "--services-file", services, "--chroot", chroot)
+    where = f"{tmp_path}/spool{mux}" if chroot == "y" else mux
+    assert f"uses saslauthd, but its socket {where} does not exist, so every AUTH fails" in res.stderr
+    # A socket where Postfix looks (saslauthd is not installed here; its
+    # socket's existence is all this check reads) ends the warning.
+    import socket
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(where)
+        res = submission("--config-dir", confdir, "--services-file", services, "--chroot", chroot)
+    assert res.stderr == ""
+
+
+def test_sasl_dovecot_writes_the_postfix_side(confdir, services, tmp_path):
+    res = submission("--config-dir", confdir, "--services-file", services, "--sasl", "dovecot")
+    assert res.returncode == 0
+    for name in WANT:
+        assert f"postconf -c {confdir} -P {name}/inet/smtpd_sasl_type=dovecot" in res.stdout
+        assert f"postconf -c {confdir} -P {name}/inet/smtpd_sasl_path=private/auth" in res.stdout
+    socket_path = tmp_path / "spool" / "private" / "auth"
+    assert res.stderr == (
+        f"mailfilter: submission: Dovecot's auth socket {socket_path} does not exist, so every AUTH fails: "
+        "in Dovecot's 10-master.conf, give service auth a "
+        f"`unix_listener {socket_path} {{ mode = 0660  user = postfix  group = postfix }}` "
+        "and restart Dovecot\n")
+    res = submission("--config-dir", confdir, "--services-file", services, "--sasl", "dovecot", "--apply")
+    assert res.returncode == 0
+    for name, params in WANT.items():
+        assert read_back(confdir)[name][1] == dict(params, smtpd_sasl_type="dovecot",
+                                                   smtpd_sasl_path="private/auth")
+    again = submission("--config-dir", confdir, "--services-file", services, "--sasl", "dovecot", "--apply")
+    assert "nothing to change" in again.stdout and len(backups(confdir)) == 1
+    # Without --sasl, an admin's Dovecot settings stay, and are what is checked.
+    plain = submission("--config-dir", confdir, "--services-file", services)
+    assert "nothing to change" in plain.stdout and "Dovecot's auth socket" in plain.stderr
+
+
+def test_sasl_socket_that_is_not_dovecot(confdir, services, tmp_path):
+    import socket
+    import threading
+    path = str(tmp_path / "spool" / "private" / "auth")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(path)
+        os.chmod(path, 0o666)
+        server.listen(1)
+
+        def answer():
+            conn, _ = server.accept()
+            conn.sendall(b"220 not dovecot\r\n")
+            conn.close()
+        # Not Dovecot: an SMTP-ish greeting where the auth handshake belongs.
+        threading.Thread(target=answer, daemon=True).start()
+        res = submission("--config-dir", confdir, "--services-file", services, "--sasl", "dovecot")
+    assert f"Dovecot's auth socket {path}: it does not speak Dovecot's auth protocol" in res.stderr
