@@ -65,10 +65,10 @@ examples:
   nice python -m bench --corpus /work/corpora/trec07p --index full/index \\
       --corpus bench/corpus/spamassassin --index index.shuffled --crm-limit 10000
 
-A full run over trec07p and SpamAssassin with all scenarios takes hours on
-2 cores, most of it the peers' per-message processes (bogofilter ~10 minutes
-per trec07p pass, crm114 ~11 minutes per 10,000 messages); the report says how
-long it took. Run it with the project's venv (.venv/bin/python -m bench ...)
+A full run over trec07p and SpamAssassin with all scenarios took 101 minutes
+on 2 busy cores, most of it the peers' per-message processes (bogofilter 13-25
+minutes per trec07p pass, crm114 10-16 minutes per 10,000 messages); the report
+says how long it took. Run it with the project's venv (.venv/bin/python -m bench ...)
 so `mailfilter` is the installed console script, as procmail would run it.
 
 Missing peers are installed with apt-get when run as root; otherwise the
