@@ -62,7 +62,7 @@ examples:
   python -m bench --corpus bench/corpus/spamassassin --index index.shuffled --limit 1000 --out /tmp/b
   python -m bench --corpus DIR --engines mailfilter,bogofilter --scenarios plain,feedback --no-latency
   # the issue-10 run: both corpora, every scenario, crm114 on trec07p's first 10,000
-  nice python -m bench --corpus /work/corpora/trec07p --index full/index \\
+  nice python -m bench --corpus DIR/trec07p --index full/index \\
       --corpus bench/corpus/spamassassin --index index.shuffled --crm-limit 10000
 
 A full run over trec07p and SpamAssassin with all scenarios took 101 minutes
