@@ -171,7 +171,10 @@ class Mailfilter(Engine):
         implied = (spam_t[0], good_t[0])
 
         def fits(value, interval):
+            # eval writes scores to 4 decimals: a message a hair below the
+            # threshold and one a hair above it read back as the same pR.
             lo, hi, closed_hi = interval[1]
+            lo, hi = lo - SCORE_ROUNDING, hi + SCORE_ROUNDING
             return value is not None and (lo <= value < hi if not closed_hi else lo < value <= hi)
 
         if configured and fits(configured[0], spam_t) and fits(configured[1], good_t):
@@ -180,6 +183,10 @@ class Mailfilter(Engine):
         self._thresholds = implied
         return (f"mailfilter's verdicts imply thresholds spam <= {implied[0]:g}, good >= {implied[1]:g} (pR), "
                 f"not the imported config's {configured}; the threshold table uses the implied ones.")
+
+
+# `mailfilter eval --results` prints score=%.4f: each pR read back is within this of the true one.
+SCORE_ROUNDING = 0.5e-4
 
 
 def _configured_thresholds(home):

@@ -350,11 +350,14 @@ def comparison_table(runs, engines) -> str:
 
             row(f"{sname}: good mail marked SPAM, 1st half / 2nd half", halves)
             row(f"{sname}: messages trained", trained)
-    row("classify, new process per message (median)",
-        lambda r, n: f"{_f(r.latency.get('classify', {}).get(n, {}).get('median_ms'), 1)} ms")
-    row("peak RSS / model on disk",
-        lambda r, n: f"{_f(r.latency.get('classify', {}).get(n, {}).get('peak_rss_mb'), 0)} MB / "
-                     f"{_mb(r.model_bytes.get(n))} MB")
+    if any(r.latency for r in runs):
+        row("classify, new process per message (median)",
+            lambda r, n: f"{_f(r.latency.get('classify', {}).get(n, {}).get('median_ms'), 1)} ms")
+        row("peak RSS / model on disk",
+            lambda r, n: f"{_f(r.latency.get('classify', {}).get(n, {}).get('peak_rss_mb'), 0)} MB / "
+                         f"{_mb(r.model_bytes.get(n))} MB")
+    else:
+        row("model on disk", lambda r, n: f"{_mb(r.model_bytes.get(n))} MB")
     return "\n".join(rows)
 
 

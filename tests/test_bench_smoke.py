@@ -220,3 +220,23 @@ def test_site_headers_stale_status_is_unrelated_to_the_class():
     assert status(_site(spam, 5, seed=2)) == status(_site(ham, 5, seed=2))
     verdicts = {status(_site(ham, i, seed=i)).split()[0] for i in range(40)}
     assert verdicts == {b"GOOD", b"SPAM", b"UNSURE"}
+
+
+def test_threshold_check_allows_for_the_results_files_rounding(tmp_path):
+    # eval writes score=-pR to 4 decimals: an UNSURE a hair below the good
+    # threshold and a GOOD a hair above it both read back as the threshold
+    # itself. That is no evidence of other thresholds (the check once said so).
+    from bench.engines import Mailfilter
+    from bench.protocol import Outcome
+    from mailfilter.state import Config
+    spam_t, good_t = Config().spam_threshold, Config().good_threshold
+    rows = [("SPAM", spam_t - 1), ("SPAM", spam_t - 0.00004), ("UNSURE", spam_t + 0.00004),
+            ("UNSURE", good_t - 0.00004), ("GOOD", good_t + 0.00004), ("GOOD", good_t + 2)]
+    outcome = Outcome("mailfilter", verdicts=[v for v, _ in rows],
+                      scores=[float(f"{-pr:.4f}") for _, pr in rows], is_spam=[True] * len(rows))
+    engine = Mailfilter(str(tmp_path / "home"), ["mailfilter"])
+    assert engine.check_thresholds(outcome) is None
+    assert engine.native_thresholds() == (spam_t, good_t)
+    # Verdicts that do contradict the config still say so.
+    outcome.verdicts[-1] = "UNSURE"
+    assert "imply thresholds" in engine.check_thresholds(outcome)
