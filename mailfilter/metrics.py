@@ -12,7 +12,8 @@ Conventions:
 
 import math
 
-__all__ = ["one_minus_roca_percent", "lam_percent", "verdict_rates", "sliding_roca"]
+__all__ = ["one_minus_roca_percent", "spam_missed_at_ham_percent", "lam_percent", "verdict_rates",
+           "sliding_roca", "window_roca"]
 
 
 def one_minus_roca_percent(scores, is_spam) -> float:
@@ -50,6 +51,54 @@ def one_minus_roca_percent(scores, is_spam) -> float:
     doubled_u = doubled_rank_sum - n_spam * (n_spam + 1)
     auc = doubled_u / (2 * n_spam * n_ham)
     return 100.0 * (1.0 - auc)
+
+
+def spam_missed_at_ham_percent(scores, is_spam, ham_pct) -> float:
+    """Spam misclassified (%) at a given ham misclassification (%), from the scores.
+
+    TREC's "h=.1%" figure: the ROC curve read at one point. The curve is
+    the empirical one, as (1-ROCA)% above measures it: each distinct score
+    is a threshold "spam if score >= t", giving a vertex (ham misclassified,
+    spam misclassified); tied scores join their vertices with a straight
+    segment (the "ties count half" of the area). The curve is linear
+    between vertices, so at 0.1% of 25,220 ham (25.22 messages) it lies
+    between the thresholds that lose 25 and 26 ham. Where the curve drops
+    straight down at ham_pct (spam-only scores), the lowest point counts:
+    that many lost ham buy it.
+
+    Returns NaN when there is no spam or no ham.
+    """
+    scores = list(scores)
+    labels = [bool(s) for s in is_spam]
+    if len(scores) != len(labels):
+        raise ValueError("scores and is_spam differ in length")
+    if not 0.0 <= ham_pct <= 100.0:
+        raise ValueError(f"ham misclassification {ham_pct}% is not a percentage")
+    n_spam = sum(labels)
+    n_ham = len(labels) - n_spam
+    if n_spam == 0 or n_ham == 0:
+        return float("nan")
+    # In ham counts: target ham lost, exactly as a fraction of a message.
+    target = ham_pct / 100.0 * n_ham
+    order = sorted(range(len(scores)), key=scores.__getitem__, reverse=True)
+    ham_lost, spam_caught = 0, 0        # at the vertex before this group of tied scores
+    i, n = 0, len(order)
+    while i < n:
+        j = i
+        value = scores[order[i]]
+        while j + 1 < n and scores[order[j + 1]] == value:
+            j += 1
+        group_ham = sum(1 for k in range(i, j + 1) if not labels[order[k]])
+        group_spam = (j - i + 1) - group_ham
+        if ham_lost + group_ham > target:
+            # The point lies on this group's segment (or at its start).
+            share = (target - ham_lost) / group_ham
+            caught = spam_caught + share * group_spam
+            return 100.0 * (n_spam - caught) / n_spam
+        ham_lost += group_ham
+        spam_caught += group_spam
+        i = j + 1
+    return 100.0 * (n_spam - spam_caught) / n_spam
 
 
 def _logit(p: float) -> float:
@@ -151,3 +200,18 @@ def sliding_roca(scores, is_spam, window=1000, step=100):
         if not math.isnan(value):
             curve.append((end, value))
     return curve
+
+
+def window_roca(scores, is_spam, size=10000):
+    """[(start index, (1-ROCA)%)] for consecutive windows of `size` messages.
+
+    Each window [start, start + size) is scored on its own, as if the run
+    began there; the last one may be shorter. Windows without both spam
+    and ham give NaN. Shows where in a stream an engine loses ground.
+    """
+    scores = list(scores)
+    labels = list(is_spam)
+    if size <= 0:
+        raise ValueError("window size must be positive")
+    return [(start, one_minus_roca_percent(scores[start:start + size], labels[start:start + size]))
+            for start in range(0, len(scores), size)]

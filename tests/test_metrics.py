@@ -128,3 +128,94 @@ def test_sliding_roca_short_stream_and_one_class_windows():
     labels = [False] * 10 + [True, False] * 5
     curve = metrics.sliding_roca(scores, labels, window=10, step=10)
     assert curve == [(20, 0.0)]
+
+
+def test_spam_missed_at_ham_hand_examples():
+    # Scores high to low: H .9, S .8, S .7, H .6, S .5, H .4, S .3, H .2 (4 ham, 4 spam).
+    scores = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
+    is_spam = [0, 1, 1, 0, 1, 0, 1, 0]
+    at = lambda h: metrics.spam_missed_at_ham_percent(scores, is_spam, h)  # noqa: E731
+    # No ham may be lost: the threshold sits above the top ham, catching no spam.
+    assert at(0.0) == 100.0
+    # Half a ham: halfway along the flat segment past the top ham: still no spam caught.
+    assert at(12.5) == 100.0
+    # One ham lost (25%): the threshold goes down to .7, catching 2 of 4 spam.
+    assert at(25.0) == 50.0
+    # Two ham lost: down to .5, 3 spam caught.
+    assert at(50.0) == 25.0
+    # 1.5 ham lost lies between the vertices at 1 and 2 ham; the segment between
+    # them is flat (H .6 alone), so still 2 spam caught.
+    assert at(37.5) == 50.0
+    assert at(100.0) == 0.0
+
+
+def test_spam_missed_at_ham_ties_interpolate_along_the_segment():
+    # S .9, then a tie of one ham and one spam at .5, then H .1.
+    scores = [0.9, 0.5, 0.5, 0.1]
+    is_spam = [1, 0, 1, 0]
+    # 2 ham: 25% is half a ham, half way along the tied segment: 1.5 of 2 spam caught.
+    assert metrics.spam_missed_at_ham_percent(scores, is_spam, 25.0) == pytest.approx(25.0)
+    # At 0% the tie cannot be taken at all: only the spam at .9 is caught.
+    assert metrics.spam_missed_at_ham_percent(scores, is_spam, 0.0) == pytest.approx(50.0)
+
+
+def test_spam_missed_at_ham_vertical_drop_takes_the_lowest_point():
+    # Perfect separation: at 0% ham lost, every spam is caught.
+    assert metrics.spam_missed_at_ham_percent([3, 2, 1, 0], [1, 1, 0, 0], 0.0) == 0.0
+    # TREC's h=.1% on 2000 ham is exactly 2 ham: the spam below them is caught too,
+    # those below the third ham are not.
+    scores = [10, 9, 8, 7, 6, 5] + [0] * 1997
+    is_spam = [0, 0, 1, 1, 0, 1] + [0] * 1997
+    assert metrics.spam_missed_at_ham_percent(scores, is_spam, 0.1) == pytest.approx(100 / 3)
+    # h=.01% of 2000 is a fifth of a ham: on the first (flat) segment, no spam caught.
+    assert metrics.spam_missed_at_ham_percent(scores, is_spam, 0.01) == 100.0
+
+
+def brute_spam_missed(scores, is_spam, ham_pct):
+    """The lowest point of the piecewise-linear ROC curve with ham lost <= ham_pct."""
+    n_spam = sum(1 for y in is_spam if y)
+    n_ham = len(is_spam) - n_spam
+    vertices = [(0.0, 100.0)]
+    for t in sorted(set(scores), reverse=True):
+        ham = sum(1 for s, y in zip(scores, is_spam) if s >= t and not y)
+        spam = sum(1 for s, y in zip(scores, is_spam) if s >= t and y)
+        vertices.append((100.0 * ham / n_ham, 100.0 * (n_spam - spam) / n_spam))
+    best = 100.0
+    for (x0, y0), (x1, y1) in zip(vertices, vertices[1:]):
+        if x0 > ham_pct + 1e-12:
+            break
+        best = min(best, y1 if x1 <= ham_pct else y0 + (ham_pct - x0) / (x1 - x0) * (y1 - y0))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_spam_missed_at_ham_matches_brute_force(seed):
+    rng = random.Random(seed)
+    n = rng.randint(2, 60)
+    levels = rng.choice([2, 4, 10, 1000])
+    scores = [rng.randint(0, levels) for _ in range(n)]
+    is_spam = [rng.random() < 0.6 for _ in range(n)]
+    is_spam[0], is_spam[1] = True, False
+    for h in (0.0, 0.1, 1.0, 10.0, rng.uniform(0, 100), 100.0):
+        assert metrics.spam_missed_at_ham_percent(scores, is_spam, h) == pytest.approx(
+            brute_spam_missed(scores, is_spam, h), abs=1e-9)
+
+
+def test_spam_missed_at_ham_edge_cases():
+    assert math.isnan(metrics.spam_missed_at_ham_percent([1, 2], [1, 1], 0.1))
+    with pytest.raises(ValueError):
+        metrics.spam_missed_at_ham_percent([1, 2], [1], 0.1)
+    with pytest.raises(ValueError):
+        metrics.spam_missed_at_ham_percent([1, 2], [1, 0], 101)
+
+
+def test_window_roca():
+    scores = [0.1, 0.9, 0.2, 0.8] + [0.9, 0.1, 0.8, 0.2] + [0.5, 0.5]
+    labels = [0, 1, 0, 1] * 2 + [0, 1]
+    # Window 0: perfect; window 4: perfectly wrong; the short last one: all tied.
+    assert metrics.window_roca(scores, labels, size=4) == [(0, 0.0), (4, 100.0), (8, 50.0)]
+    # A window with one class only has no area: both of these.
+    result = metrics.window_roca([1, 2, 3], [1, 1, 0], size=2)
+    assert [start for start, _ in result] == [0, 2] and all(math.isnan(v) for _, v in result)
+    with pytest.raises(ValueError):
+        metrics.window_roca([1], [1], size=0)

@@ -15,7 +15,13 @@ with its true label, exactly as `mailfilter learn` would (thick threshold).
 
 --results FILE gets one line per message:
   PATH judge=spam score=7.31 verdict=SPAM
-score is -pR, so higher is spammier (the TREC convention).
+score is -pR, so higher is spammier (the TREC convention). With --feedback
+each line also says whether the message was trained: trained=1 or trained=0.
+
+--feedback spam=P,good=P trains only what a user would report: the messages
+the filter got wrong or marked UNSURE, each spam reported with probability P
+for spam, each good message with P for good. --seed fixes the draws (one per
+message), so the same verdicts always give the same reports.
 
 Without --home the run starts from an empty model and saves nothing
 ($MAILFILTER_HOME is deliberately not used: a benchmark must never touch a
@@ -31,6 +37,7 @@ examples:
   mailfilter eval corpus/index.shuffled --results /tmp/results.txt
   mailfilter serve --socket /tmp/e.sock --home /tmp/empty &
   mailfilter eval corpus/index.shuffled --spamd /tmp/e.sock --results /tmp/daemon.txt
+  mailfilter eval corpus/index.shuffled --feedback spam=0.8,good=0.2 --seed 1
 """
 
 
@@ -44,6 +51,9 @@ def main(argv, prog) -> int:
     p.add_argument("--spamd", metavar="SOCKET",
                    help="classify and train through `mailfilter serve` at SOCKET (or HOST:PORT)")
     p.add_argument("--user", metavar="NAME", help="with --spamd: whose model (spamc's -u)")
+    p.add_argument("--feedback", metavar="spam=P,good=P",
+                   help="train only reported errors and UNSUREs, each with its class's probability")
+    p.add_argument("--seed", type=int, default=1, help="seed for --feedback's draws (default: %(default)s)")
     args = p.parse_args(argv)
     if args.save and not args.home:
         p.error("--save needs --home")
@@ -51,8 +61,16 @@ def main(argv, prog) -> int:
         p.error("--spamd uses the daemon's model: no --home or --save")
     if args.user and not args.spamd:
         p.error("--user needs --spamd")
+    if args.feedback and args.spamd:
+        p.error("--feedback runs in this process: not with --spamd")
 
     from .. import evaluate, metrics
+    feedback = None
+    if args.feedback:
+        try:
+            feedback = evaluate.Feedback.parse(args.feedback, args.seed)
+        except ValueError as err:
+            p.error(f"--feedback {args.feedback}: {err}")
     from ..classifier import Classifier
     from ..learning import session_for
     from ..state import Config
@@ -85,17 +103,18 @@ def main(argv, prog) -> int:
         from tqdm import tqdm
         bar = tqdm(total=len(entries), unit="msg", file=sys.stderr)
 
-    def on_result(rel, is_spam, verdict):
+    def on_result(rel, is_spam, verdict, trained=True):
         if out:
-            out.write(f"{rel} judge={'spam' if is_spam else 'ham'} score={verdict.spamminess:.4f} verdict={verdict.label}\n")
+            out.write(f"{rel} judge={'spam' if is_spam else 'ham'} score={verdict.spamminess:.4f} verdict={verdict.label}"
+                      + (f" trained={int(trained)}\n" if feedback else "\n"))
         if bar:
             bar.update(1)
 
     def evaluate_with(classifier, session=None):
-        result = evaluate.run(classifier, entries, on_result, session)
+        result = evaluate.run(classifier, entries, on_result, session, feedback)
         if bar:
             bar.close()
-        _print_report(result, metrics)      # before the commit: a failed save still reports
+        _print_report(result, metrics, feedback)      # before the commit: a failed save still reports
         return result
 
     import sqlite3
@@ -145,7 +164,7 @@ def _user_rules(state):
     return rule_list
 
 
-def _print_report(result, metrics):
+def _print_report(result, metrics, feedback=None):
     n = len(result.scores)
     n_spam = sum(result.is_spam)
     rates = metrics.verdict_rates(result.verdicts, result.is_spam)
@@ -159,6 +178,9 @@ def _print_report(result, metrics):
         f"spam {rates['spam_unsure_pct']:.2f})",
         f"messages/s      {n / result.seconds if result.seconds else 0:.0f}",
     ]
+    if feedback:
+        trained = sum(result.trained)
+        lines.append(f"trained         {trained} ({100.0 * trained / n if n else 0:.2f}%), feedback {feedback}")
     try:
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
