@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs="procmail maildrop bogofilter crm114 postfix iptables ipset nftables iproute2 time sqlite3 openssl dovecot-core python3-venv man-db spamc systemd util-linux redis-server"
+debs="procmail maildrop bogofilter crm114 postfix iptables ipset nftables iproute2 time sqlite3 openssl dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve python3-venv man-db spamc systemd util-linux redis-server"
 missing=""
 for p in $debs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
