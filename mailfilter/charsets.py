@@ -45,6 +45,11 @@ _PLAUSIBLE = ("[\u3040-\u30ff\u4e00-\u9fff\u3000-\u303f\uff01-\uff5e"
 _KANA = "[\u3040-\u30ff]"
 _HAN = "[\u4e00-\u9fff]"
 _HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+# ISO-2022-JP's designations, as Microsoft's CP50220/CP50221 writers use
+# them: ASCII and JIS-Roman, JIS X 0208 (old and new), half-width katakana.
+_JIS_ESCAPE = re.compile(rb"(\x1b(?:\(B|\(J|\$@|\$B|\(I))")
+_LINE_BREAKS = re.compile(rb"([\r\n]+)")
+_jis_to_sjis = None
 
 
 # Codecs Python knows that are no mail charset. punycode decodes in
@@ -91,6 +96,53 @@ def _plausibility(text: str, japanese: bool) -> float:
     return score / len(text)
 
 
+def _iso2022_as_cp932(data: bytes):
+    """ISO-2022-JP as Outlook, Becky! and most Japanese Windows mailers
+    write it (Microsoft's CP50220): JIS X 0208 plus the NEC and IBM
+    extension characters of CP932 (① ㈱ Ⅲ ～ 髙 﨑), which no Python
+    ISO-2022-JP codec accepts, so a business mail with ㈱ in the signature
+    was left undecoded, its escape sequences read as words. Each
+    double-byte pair is carried to Shift_JIS by the standard arithmetic
+    (a table built on first use) and the whole decoded as CP932. None if
+    the bytes are not that."""
+    global _jis_to_sjis
+    if _jis_to_sjis is None:
+        table = {}
+        for j1 in range(0x21, 0x7F):
+            s1 = (j1 - 0x21) // 2 + 0x81
+            s1 += 0x40 if s1 > 0x9F else 0
+            for j2 in range(0x21, 0x7F):
+                s2 = j2 + (0x7E if j1 % 2 == 0 else (0x1F if j2 < 0x60 else 0x20))
+                table[bytes((j1, j2))] = bytes((s1, s2))
+        _jis_to_sjis = table
+    out = []
+    mode = b"\x1b(B"
+    for k, piece in enumerate(_JIS_ESCAPE.split(data)):
+        if k % 2:
+            mode = piece
+        elif mode in (b"\x1b$B", b"\x1b$@"):
+            # A line break inside a double-byte run is malformed but common.
+            for i, run in enumerate(_LINE_BREAKS.split(piece)):
+                if i % 2:
+                    out.append(run)
+                    continue
+                if len(run) % 2:
+                    return None
+                pairs = [_jis_to_sjis.get(run[j:j + 2]) for j in range(0, len(run), 2)]
+                if None in pairs:
+                    return None
+                out.extend(pairs)
+        elif mode == b"\x1b(I":
+            if any(b < 0x21 or b > 0x5F for b in piece):
+                return None
+            out.append(bytes(b + 0x80 for b in piece))
+        elif _HIGH_BYTE.search(piece):
+            return None
+        else:
+            out.append(piece)
+    return _try(b"".join(out), "cp932")
+
+
 def guess(data: bytes, prefer_japanese: bool = True) -> str:
     """Decode bytes of unknown or untrustworthy charset."""
     if b"\x1b$" in data or b"\x1b(" in data:
@@ -98,6 +150,9 @@ def guess(data: bytes, prefer_japanese: bool = True) -> str:
             text = _try(data, codec)
             if text is not None:
                 return text
+        text = _iso2022_as_cp932(data)
+        if text is not None:
+            return text
     if not _HIGH_BYTE.search(data):
         return data.decode("ascii", "replace")
     text = _try(data, "utf-8")

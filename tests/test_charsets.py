@@ -119,6 +119,29 @@ def test_cp932_extensions_in_shift_jis_label():
     assert charsets.decode(text.encode("cp932"), "shift_jis") == text
 
 
+# ISO-2022-JP as Outlook and Becky! write it (CP50220): the NEC row 13 and
+# IBM extension characters go out as JIS rows 13 and 89-92, bytes no
+# Python ISO-2022-JP codec accepts. Written by hand so the test does not
+# depend on the decoder's own arithmetic: ① is 2D 21, ㈱ 2D 6A, 髙 7C 62.
+CP50220 = (b"\x1b$B-!\x1b(B 5\x1b$B7n\x1b(B20\x1b$BF|\x1b(B\n"       # ① 5月20日
+           b"\x1b$B-j%_%I%j@_7W\x1b(B \x1b$B|b66\x1b(B\n")          # ㈱ミドリ設計 髙橋
+
+
+def test_iso_2022_jp_with_windows_extensions_decodes():
+    text = charsets.decode(CP50220, "iso-2022-jp")
+    assert text == "① 5月20日\n㈱ミドリ設計 髙橋\n"
+    assert {"ミド", "設計", "髙橋"} <= set(features.words(text))
+
+
+def test_iso_2022_jp_with_windows_extensions_in_a_message():
+    subject = b"=?ISO-2022-JP?B?" + base64.b64encode(b"\x1b$B-jEl5~>&;v\x1b(B") + b"?="     # ㈱東京商事
+    raw = (b"From: a@example.jp\nSubject: " + subject + b"\nMIME-Version: 1.0\n"
+           b"Content-Type: text/plain; charset=ISO-2022-JP\n\n" + CP50220)
+    v = view.parse(raw)
+    assert dict(v.headers)["subject"].strip() == "㈱東京商事"
+    assert "㈱ミドリ設計" in v.texts[0] and "\x1b" not in v.texts[0]
+
+
 def test_gb2312_label_with_gbk_characters():
     text = "中文邮件测试镕"           # 镕 is GBK, not GB2312
     assert charsets.decode(text.encode("gb18030"), "gb2312") == text
