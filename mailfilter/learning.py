@@ -278,11 +278,37 @@ class Session:
         whole-message digests when it differs from digest."""
         if self.fresh or digest in self.forgotten:      # a new model, or undone here:
             return self._pending.get(digest)            # only what this session taught
-        label = self._pending.get(digest) or self._writer.label_of(digest)
-        if label is None and prefix_digest and prefix_digest != digest and prefix_digest not in self.forgotten:
-            record = self._writer.legacy_record_of(prefix_digest)
+        label = self._pending.get(digest)
+        if label is None:
+            _, record = self._stored(digest, prefix_digest)
             label = record[0] if record else None
         return label
+
+    def _stored(self, digest: str, prefix_digest: str = None):
+        """(the ledger's key, (label, pr_before)) of what the stored ledger
+        holds for a message, or (digest, None): its row by digest, else a
+        row from before whole-message digests by prefix_digest (its
+        content_digest). A row this session forgot counts as gone."""
+        if digest in self.forgotten:
+            return digest, None
+        record = self._writer.record_of(digest)
+        if record is None and prefix_digest and prefix_digest != digest and prefix_digest not in self.forgotten:
+            return prefix_digest, self._writer.legacy_record_of(prefix_digest)
+        return digest, record
+
+    def _read(self, raw: bytes, digest: str = None):
+        """(digest, prefix_digest, raw as taught, its view, its ids) of a
+        raw message, or of the prefix of one with the whole one's digest.
+        raw as taught: our headers stripped, cut to what the filter reads
+        of it, so the message is taught as it was classified, and a rebuild
+        from the cache (which keeps that much) teaches it the same way."""
+        if digest is None:
+            digest = message_digest(raw)
+        block = scan_header(raw)
+        prefix_digest = content_digest(raw, block)
+        raw = classify_prefix(strip_our_headers(raw, block))
+        message_view, ids = self.classifier.features(raw)
+        return digest, prefix_digest, raw, message_view, ids
 
     def learn(self, raw: bytes, is_spam: bool, dedupe: bool = True, digest: str = None) -> LearnResult:
         """Teach one raw message, as `mailfilter learn` does. dedupe=False
@@ -293,16 +319,7 @@ class Session:
         as the trainer reads it); digest is then the whole message's
         rawmail.message_digest, computed as it streamed.
         """
-        if digest is None:
-            digest = message_digest(raw)
-        block = scan_header(raw)
-        prefix_digest = content_digest(raw, block)
-        raw = strip_our_headers(raw, block)
-        # The features of what the filter read of it, so the message is
-        # taught as it was classified, and a rebuild from the cache (which
-        # keeps that much) teaches it the same way again.
-        raw = classify_prefix(raw)
-        message_view, ids = self.classifier.features(raw)
+        digest, prefix_digest, raw, message_view, ids = self._read(raw, digest)
         return self.teach(digest, ids, is_spam, raw, dedupe=dedupe, prefix_digest=prefix_digest,
                           about=from_view(message_view))
 
@@ -346,24 +363,14 @@ class Session:
         repeated. The exact undo is `mailfilter rebuild`, which no longer
         sees the message. action "unknown": the ledger never heard of it.
         """
-        if digest is None:
-            digest = message_digest(raw)
-        block = scan_header(raw)
-        prefix_digest = content_digest(raw, block)
-        raw = classify_prefix(strip_our_headers(raw, block))
-        _, ids = self.classifier.features(raw)
+        digest, prefix_digest, _, _, ids = self._read(raw, digest)
         before = self.model.pr(ids)
-        record = None
-        for row in reversed(self.rows):
-            if row[0] == digest:
-                record = (row[1], row[2])
+        for row in reversed(self.rows):             # taught in this session
+            if row.digest == digest:
+                key, record = digest, (row.label, row.pr_before)
                 break
-        key = digest                # the row to forget
-        if record is None and digest not in self.forgotten:
-            record = self._writer.record_of(digest)
-            if record is None and prefix_digest != digest and prefix_digest not in self.forgotten:
-                record = self._writer.legacy_record_of(prefix_digest)      # a ledger from before
-                key = prefix_digest
+        else:
+            key, record = self._stored(digest, prefix_digest)       # key: the row to forget
         if record is None:
             return LearnResult(digest, None, "unknown", before, before)
         label, pr_before = record
@@ -375,11 +382,13 @@ class Session:
         self.forgotten.append(key)
         return LearnResult(digest, label, "undone", before, self.model.pr(ids))
 
-    def reinforce(self, ids, is_spam: bool) -> bool:
+    def reinforce(self, raw: bytes, is_spam: bool):
         """Another pass over a message already taught in this session (train
-        --passes): the same update again, recorded nowhere new. True if the
-        model changed."""
-        return teach(self.model, ids, is_spam, self.config, self.policy)
+        --passes): the same update again, recorded nowhere new, so it needs
+        no digest. (its pR before, True if the model changed)."""
+        _, ids = self.classifier.features(classify_prefix(strip_our_headers(raw)))
+        before = self.model.pr(ids)
+        return before, teach(self.model, ids, is_spam, self.config, self.policy)
 
 
 def session_for(state, config, fresh: bool = False) -> Session:
@@ -421,9 +430,9 @@ def train(session: Session, locations, read, passes: int = 1, on_message=None, o
 
     Messages are read one at a time with read(location) (None: gone, skip
     it), so memory does not grow with the corpus; a later pass reads them
-    again. Pass 1 is `learn`
-    for each (the ledger skips what it already knows with the same label);
-    later passes teach each again (a no-op for one well beyond the margin).
+    again. Pass 1 is Session.learn for each (the ledger skips what it
+    already knows with the same label); later passes teach each again
+    (Session.reinforce: a no-op for one well beyond the margin).
     """
     reports = []
     for number in range(1, passes + 1):
@@ -432,18 +441,14 @@ def train(session: Session, locations, read, passes: int = 1, on_message=None, o
             raw = read(location)
             if raw is None:
                 continue
-            digests = (message_digest(raw), content_digest(raw)) if number == 1 else None
-            raw = classify_prefix(strip_our_headers(raw))
-            message_view, ids = session.classifier.features(raw)
-            wrong = label_for(session.model.pr(ids), session.config) != ("SPAM" if is_spam else "GOOD")
-            report.messages += 1
-            report.mistakes += wrong
             if number == 1:
-                result = session.teach(digests[0], ids, is_spam, raw, prefix_digest=digests[1],
-                                       about=from_view(message_view))
-                report.taught += result.action != "skipped"
+                result = session.learn(raw, is_spam)
+                before, taught = result.pr_before, result.action != "skipped"
             else:
-                report.taught += session.reinforce(ids, is_spam)
+                before, taught = session.reinforce(raw, is_spam)
+            report.messages += 1
+            report.mistakes += label_for(before, session.config) != ("SPAM" if is_spam else "GOOD")
+            report.taught += taught
             if on_message:
                 on_message()
         reports.append(report)
