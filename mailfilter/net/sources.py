@@ -11,9 +11,12 @@ received.py, which a hostile HELO name cannot mislead.
 
 import bisect
 import ipaddress
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .. import exitcodes
+from ..errors import InputError
 from ..mailsource import messages
 from ..rawmail import scan_header
 from . import addresslist
@@ -120,20 +123,30 @@ def countries_over(spam: Tally, percent: float) -> list:
     return [cc for cc, n in ranked if cc != "??" and total and 100.0 * n / total >= percent]
 
 
-def load_spam(paths, lookup, trust=(), trust_files=()):
-    """The spam tally for `paths`, with `--trust` as sources reads it; raises InputError."""
-    import os
+def _trusted_hops(trust=(), trust_files=()):
+    """Never the source: the always-trusted blocks plus --trust and
+    --trust-file's; raises InputError."""
+    return _ALWAYS_TRUSTED + addresslist.load(trust, trust_files, _trusted_network, "--trust", "trust")
 
-    from .. import exitcodes
-    from ..errors import InputError
-    trusted = _ALWAYS_TRUSTED + addresslist.load(trust, trust_files, _trusted_network, "--trust", "trust")
+
+def _check_folders(paths):
     for path in paths:
         if not os.path.exists(path):
             raise InputError(f"{path}: no such Maildir, mbox or directory", exitcodes.NOINPUT)
+
+
+def _read_tally(paths, lookup, trusted) -> Tally:
     try:
         return tally(paths, lookup, trusted)
     except OSError as err:
         raise InputError(f"cannot read mail: {err}", exitcodes.NOINPUT) from None
+
+
+def load_spam(paths, lookup, trust=(), trust_files=()):
+    """The spam tally for `paths`, with `--trust` as sources reads it; raises InputError."""
+    trusted = _trusted_hops(trust, trust_files)
+    _check_folders(paths)
+    return _read_tally(paths, lookup, trusted)
 
 
 def render(spam: Tally, ham: Tally | None, top: int, suggest: float | None, sources: str):
@@ -182,36 +195,22 @@ def render(spam: Tally, ham: Tally | None, top: int, suggest: float | None, sour
 
 def run(spam_paths, ham_paths=(), rir_files=(), cache_dir=None, trust=(), trust_files=(),
         top=20, suggest=None, lenient=False, fetch=False, urls=()) -> int:
-    import os
     import sys
 
-    from .. import exitcodes
-    from ..errors import InputError
     from ..log import report, warning
     from . import inputs
 
     try:
-        trusted = _ALWAYS_TRUSTED + addresslist.load(trust, trust_files, _trusted_network, "--trust", "trust")
-    except InputError as err:
-        report(str(err))
-        return err.code
-    for path in list(spam_paths) + list(ham_paths):
-        if not os.path.exists(path):
-            report(f"{path}: no such Maildir, mbox or directory")
-            return exitcodes.NOINPUT
-    try:
+        trusted = _trusted_hops(trust, trust_files)
+        _check_folders(list(spam_paths) + list(ham_paths))
         delegations = inputs.load(rir_files, fetch=fetch, urls=urls, cache_dir=cache_dir, lenient=lenient,
                                   warn=warning, files_hint="give --rir FILE")
+        lookup = CountryLookup(delegations)
+        spam = _read_tally(spam_paths, lookup, trusted)
+        ham = _read_tally(ham_paths, lookup, trusted) if ham_paths else None
     except InputError as err:
         report(str(err))
         return err.code
-    lookup = CountryLookup(delegations)
-    try:
-        spam = tally(spam_paths, lookup, trusted)
-        ham = tally(ham_paths, lookup, trusted) if ham_paths else None
-    except OSError as err:
-        report(f"cannot read mail: {err}")
-        return exitcodes.NOINPUT
     # File names go on stdout: a newline can't start a report line of its
     # own, and a name that is not UTF-8 can't crash a strict-UTF-8 stdout.
     from .writers import comment_text

@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from typing import NamedTuple
 
 ONLY_AUTHENTICATED = "permit_sasl_authenticated,reject"
 _COMMON = [
@@ -163,11 +164,16 @@ def chroot_column(services, chroot=None):
     return chroot
 
 
-def listeners(config_dir, services, services_file="/etc/services"):
-    """[(master.cf service, our service)]: the admin's own listener on 587 or
-    465, under whatever name, else ours under its standard name."""
+def port_names(config_dir, services_file="/etc/services"):
+    """name -> port, as Postfix turns a service name into a port."""
     names = services_ports(services_file)
     names.update(known_tcp_ports(config_dir))     # Postfix looks there first
+    return names
+
+
+def listeners(config_dir, services, names):
+    """[(master.cf service, our service)]: the admin's own listener on 587 or
+    465, under whatever name, else ours under its standard name."""
     found = []
     for name, spec in SERVICES.items():
         on_port = [key[0] for key in services
@@ -184,7 +190,23 @@ def listeners(config_dir, services, services_file="/etc/services"):
     return found
 
 
-def plan(config_dir, chroot=None, services_file="/etc/services", sasl=None):
+class Current(NamedTuple):
+    """master.cf and the port names as Postfix reads them now: what the plan,
+    the port-name check and the SASL check all start from, read once."""
+    services: dict          # read_master()
+    names: dict             # port_names()
+    listening: list         # [(master.cf service, our service, its -o settings now)]
+
+
+def read_current(config_dir, services_file="/etc/services") -> Current:
+    services = read_master(config_dir)
+    names = port_names(config_dir, services_file)
+    listening = [(service, name, read_params(config_dir, service) if (service, "inet") in services else {})
+                 for service, name in listeners(config_dir, services, names)]
+    return Current(services, names, listening)
+
+
+def plan(current: Current, chroot=None, sasl=None):
     """The postconf arguments that bring master.cf to what we want, in order.
 
     An existing listener on 587 or 465 is edited under its own name, however
@@ -194,19 +216,17 @@ def plan(config_dir, chroot=None, services_file="/etc/services", sasl=None):
     Postfix 3.7's master then warned "duplicate master.cf entry for service
     "smtps" (465) -- using the last entry": the admin's own listener was
     silently dropped for ours."""
-    services = read_master(config_dir)
-    chroot = chroot_column(services, chroot)
+    chroot = chroot_column(current.services, chroot)
     steps = []
-    for service, name in listeners(config_dir, services, services_file):
-        steps += _service_steps(config_dir, services, service, wanted_params(name, sasl), chroot)
+    for service, name, have in current.listening:
+        steps += _service_steps(current.services, service, have, wanted_params(name, sasl), chroot)
     return steps
 
 
-def _service_steps(config_dir, services, service, params, chroot):
+def _service_steps(services, service, have, params, chroot):
     steps = []
     entry = [service, "inet", "n", "-", chroot, "-", "-", "smtpd"]
     current = services.get((service, "inet"))
-    have = read_params(config_dir, service) if current else {}
     if current is None or current[2:8] != entry[2:8] or current[8:] and _has_args(current):
         steps.append(("-M", f"{service}/inet={' '.join(entry)}"))
         # -M replaces the whole entry: carry the admin's own -o settings over.
@@ -267,13 +287,12 @@ def backup(config_dir):
     return path
 
 
-def services_file_problems(config_dir, path="/etc/services"):
+def services_file_problems(names, path="/etc/services"):
     """Our service names that Postfix could not turn into a port: neither
-    its known_tcp_ports (Postfix 3.6 and later) nor the services file has them."""
+    its known_tcp_ports (Postfix 3.6 and later) nor the services file
+    (`path`, read into `names` by port_names) has them."""
     if not os.access(path, os.R_OK):
         return [f"cannot read {path}"]
-    names = services_ports(path)
-    names.update(known_tcp_ports(config_dir))
     missing = []
     for name, spec in SERVICES.items():
         if names.get(name) != spec["port"]:
@@ -296,15 +315,11 @@ def main_cf_warnings(config_dir):
     return warnings
 
 
-def sasl_warnings(config_dir, chroot=None, sasl=None, services_file="/etc/services"):
+def sasl_warnings(config_dir, current: Current, chroot=None, sasl=None):
     """Why AUTH would fail for everyone on the two services as they will be."""
     from . import sasl as sasl_check
-    services = read_master(config_dir)
-    params = {}
-    for service, name in listeners(config_dir, services, services_file):
-        have = read_params(config_dir, service) if (service, "inet") in services else {}
-        params[service] = dict(have, **dict(wanted_params(name, sasl)))
-    return sasl_check.problems(config_dir, params, chroot_column(services, chroot))
+    params = {service: dict(have, **dict(wanted_params(name, sasl))) for service, name, have in current.listening}
+    return sasl_check.problems(config_dir, params, chroot_column(current.services, chroot))
 
 
 def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
@@ -313,12 +328,13 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
     from ..log import info, report, warning
     warn = warn or warning
     try:
-        steps = plan(config_dir, chroot, services_file, sasl)
-        for problem in services_file_problems(config_dir, services_file):
+        current = read_current(config_dir, services_file)
+        steps = plan(current, chroot, sasl)
+        for problem in services_file_problems(current.names, services_file):
             warn(problem)
         for w in main_cf_warnings(config_dir):
             warn(w)
-        for w in sasl_warnings(config_dir, chroot, sasl, services_file):
+        for w in sasl_warnings(config_dir, current, chroot, sasl):
             warn(w)
         if not steps:
             out(f"{config_dir}/master.cf already has submission and submissions as wanted; nothing to change")
@@ -334,7 +350,7 @@ def run(config_dir="/etc/postfix", explicit_dir=False, apply=False, chroot=None,
         saved = backup(config_dir)
         try:
             apply_steps(config_dir, steps)
-            left = plan(config_dir, chroot, services_file, sasl)
+            left = plan(read_current(config_dir, services_file), chroot, sasl)
             if left:
                 raise PostfixError(f"after applying, postconf still differs ({left[0][1]}); restored {saved}")
         except PostfixError:
