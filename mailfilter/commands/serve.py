@@ -13,7 +13,8 @@ exits 1 for SPAM), -y (SYMBOLS), -r/-R (REPORT), --headers (HEADERS),
 The score spamc shows is -pR, the threshold -spam_threshold (1.5).
 
 whose model:
-  as root (a whole server): spamc -u USER gets ~USER/.mailfilter, and only
+  as root (a whole server): spamc -u USER gets USER's state directory, the
+  one USER's pipe filter uses (~USER/.local/share/mailfilter), and only
   USER, root and --trusted-user accounts may ask for it (the client's uid
   comes from the kernel). Each user's model is read and written by a
   worker process running as that user.

@@ -24,6 +24,7 @@ import traceback
 
 from .. import log
 from ..log import report
+from ..state import default_home
 from . import connection
 from .models import UserModel
 
@@ -163,10 +164,12 @@ def spawn(target, listeners=(), policy=None) -> Worker:
             from .privileges import become
             become(target.pw)
         os.umask(0o077)
+        # The state directory U's own pipe filter uses, looked up as U.
+        home = target.home or default_home(target.pw.pw_dir)
         if listeners:
-            code = run_accepting(theirs, listeners, target.home, policy)
+            code = run_accepting(theirs, listeners, home, policy)
         else:
-            code = run(theirs, target.home)
+            code = run(theirs, home)
     except BaseException as err:  # noqa: BLE001 - report, then exit: never return into the server loop
         try:
             report(f"worker for {target.key or target.home}: {type(err).__name__}: {err}")
