@@ -2,8 +2,9 @@
 
 A worker serves one state directory (one user's model) and nothing else.
 The server forks it, and before the worker opens a single file it drops to
-that user's uid, gid and groups (privileges.become) when the server runs as
-root: the kernel, not our code, then keeps it out of everyone else's files.
+that user's uid, gid and groups (mailfilter.privileges.become) when the
+server runs as root: the kernel, not our code, then keeps it out of
+everyone else's files.
 The server sends it connections over a SOCK_SEQPACKET socketpair, each
 message being the request head the server already read, with the client's
 socket attached (SCM_RIGHTS); the worker answers one connection at a time
@@ -161,8 +162,9 @@ def spawn(target, listeners=(), policy=None) -> Worker:
     try:
         _child_setup([theirs.fileno()] + [sock.fileno() for sock in listeners])
         if target.pw is not None:
-            from .privileges import become
-            become(target.pw)
+            from ..privileges import Account, become
+            pw = target.pw
+            become(Account(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir))
         os.umask(0o077)
         # The state directory U's own pipe filter uses, looked up as U.
         home = target.home or default_home(target.pw.pw_dir)
