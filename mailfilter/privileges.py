@@ -6,8 +6,9 @@ turns UNSURE. So every command that writes a state directory either runs as
 the directory's owner (`--user NAME`, and each per-user process of
 maildir-train, drop to that account with `become`) or, run as root on
 someone else's directory, refuses with one line saying what to type
-instead (`refuse_foreign`). One implementation for the core commands and
-the trainer; nothing here is on the per-message path.
+instead (`refuse_foreign`). The daemon's per-user workers `become` their
+user the same way. One implementation for the core commands, the trainer
+and the daemon; nothing here is on the per-message path.
 """
 
 import errno
@@ -54,6 +55,8 @@ def become(who: Account) -> None:
             pass
         else:                                   # pragma: no cover - would be a kernel bug
             raise SystemExit("could regain root after setuid; refusing to continue")
+        if os.getgid() != who.gid or os.getegid() != who.gid:
+            raise PermissionError(errno.EPERM, f"could not take {who.user}'s group (gid {who.gid})")
     if os.geteuid() != who.uid or os.getuid() != who.uid:
         raise PermissionError(errno.EPERM, f"running as uid {os.geteuid()}, cannot act as "
                               f"{who.user} (uid {who.uid}); run as root")

@@ -19,6 +19,7 @@ import tempfile
 import pytest
 
 from conftest import SAMPLES, env_for, need, run_mailfilter, status_of
+from mailfilter.state import DEFAULT_DIR, LEGACY_DIR
 from serve_daemon import SPAMC_MAX, Daemon
 from test_maildir_train_root import two_users  # noqa: F401 - the fixture: two real users
 
@@ -37,7 +38,8 @@ def spamc_as(pw, socket_path, args=(), data=MESSAGE, user=None):
 
 
 def state_of(pw):
-    return os.path.join(pw.pw_dir, ".mailfilter")
+    """Where pw's pipe filter keeps its state: the daemon must use the same."""
+    return os.path.join(pw.pw_dir, DEFAULT_DIR)
 
 
 def teach(pw, label, data=MESSAGE):
@@ -92,6 +94,9 @@ def test_each_user_gets_only_their_own_model(two_users, public_dir):
         assert status_of(b.stdout).startswith("GOOD"), b
         # The workers that opened those models are the users themselves.
         assert worker_uids(d) == {(alice.pw_uid,) * 3, (bob.pw_uid,) * 3}
+        # and made no state directory of their own beside the users' (one at
+        # ~/.mailfilter, maildrop's file name, would take over as the legacy one).
+        assert not os.path.exists(os.path.join(alice.pw_dir, LEGACY_DIR))
 
         # Alice asks for bob's model: refused, the message passes through as
         # it came (spamc's safe fallback), and the refusal is logged.

@@ -10,10 +10,11 @@ works: plain spamc (PROCESS: the message with X-CRM114-* headers, byte for
 byte what `mailfilter` writes on a pipe), -c (CHECK: prints score/threshold,
 exits 1 for SPAM), -y (SYMBOLS), -r/-R (REPORT), --headers (HEADERS),
 -K (PING), -L spam|ham (TELL: learns, like `mailfilter learn`).
-The score spamc shows is -pR, the threshold -spam_threshold (1.5).
+The score spamc shows is -pR, the threshold -spam_threshold (4.0 by default).
 
 whose model:
-  as root (a whole server): spamc -u USER gets ~USER/.mailfilter, and only
+  as root (a whole server): spamc -u USER gets USER's state directory, the
+  one USER's pipe filter uses (~USER/.local/share/mailfilter), and only
   USER, root and --trusted-user accounts may ask for it (the client's uid
   comes from the kernel). Each user's model is read and written by a
   worker process running as that user.
@@ -39,7 +40,7 @@ examples:
   mailfilter serve                                   # as root, /run/mailfilter/spamd.sock
   mailfilter serve --listen 127.0.0.1:783 --trusted-user mailfilter
   mailfilter serve --socket /tmp/me.sock --home ~/.mailfilter
-  spamc -U /run/mailfilter/spamd.sock -c < message   # prints 23.4/1.5, exits 1 for spam
+  spamc -U /run/mailfilter/spamd.sock -c < message   # prints 23.4/4.0, exits 1 for spam
   spamc -U /run/mailfilter/spamd.sock -L spam < missed-spam.eml
 
 Under systemd, socket activation (contrib/mailfilter-serve.socket) replaces

@@ -10,7 +10,6 @@ only the plumbing around them:
     connection.py  one spamc connection: read, classify or learn, answer
     models.py      one user's classifier, kept open and reloaded when stale
     peers.py       who is on the other end of a socket (uid)
-    privileges.py  becoming a user for good (setgroups, setgid, setuid)
     workers.py     per-user worker processes that the server hands sockets to
     server.py      listeners (Unix, loopback TCP, systemd), authorisation, dispatch
     client.py      a small spamd client: the milter's and eval's way in

@@ -17,7 +17,7 @@ and then it shuts down its side for writing. What it expects back:
 
     SPAMD/1.5 0 EX_OK\\r\\n
     Content-length: N\\r\\n              (all but CHECK; spamc checks it exactly)
-    Spam: True ; 23.45 / 1.50\\r\\n      (score / threshold; spamc -c prints them,
+    Spam: True ; 23.45 / 4.00\\r\\n      (score / threshold; spamc -c prints them,
     \\r\\n                                and exits 1 for True)
     the answer (the message with our headers, the header block, symbols...)
 
@@ -163,7 +163,7 @@ def pong() -> bytes:
 
 
 def spam_header(verdict, config) -> bytes:
-    """`Spam: True ; 23.45 / 1.50` plus our exact pR. The short form stays
+    """`Spam: True ; 23.45 / 4.00` plus our exact pR. The short form stays
     within spamc's %20s field whatever the score."""
     score = -verdict.pr
     return (b"Spam: %s ; %.2f / %.2f\r\nMailfilter-pR: %s\r\n"

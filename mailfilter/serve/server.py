@@ -8,8 +8,10 @@ here; nothing else of a message is ever read by the server.
 
 Who may use a model (the README's "Who can read whose model"):
 
-* As root, without --home (a whole server): the model of account U is
-  `~U/.mailfilter`, and a request for U is served only to a client whose
+* As root, without --home (a whole server): the model of account U is in
+  U's state directory, where U's pipe filter finds it (state.default_home:
+  `~U/.local/share/mailfilter`, or an older release's `~U/.mailfilter`
+  directory), and a request for U is served only to a client whose
   uid is U's, root's, or a --trusted-user's (the milter's account, say).
   A client that asks for another user's model is refused (EX_NOPERM), and
   spamc passes the message through unchanged. The worker that opens U's
@@ -45,6 +47,9 @@ class Target:
 
     def __init__(self, key, home, pw=None):
         self.key = key
+        # None: pw's default state directory, which the worker looks up once
+        # it is pw (workers.spawn): the server may not even be able to see
+        # into a 0700 home (it keeps no CAP_DAC_* under systemd).
         self.home = home
         self.pw = pw            # None: the worker stays the server's own user
 
@@ -70,7 +75,7 @@ class Policy:
             raise ProtocolError(protocol.EX_NOUSER, f"no such user {user!r}") from None
         if peer_uid != pw.pw_uid and peer_uid not in self.trusted:
             raise ProtocolError(protocol.EX_NOPERM, f"uid {peer_uid} asked for {pw.pw_name}'s model")
-        return Target(pw.pw_name, os.path.join(pw.pw_dir, ".mailfilter"), pw)
+        return Target(pw.pw_name, None, pw)
 
 
 class Pending:

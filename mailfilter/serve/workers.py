@@ -2,8 +2,9 @@
 
 A worker serves one state directory (one user's model) and nothing else.
 The server forks it, and before the worker opens a single file it drops to
-that user's uid, gid and groups (privileges.become) when the server runs as
-root: the kernel, not our code, then keeps it out of everyone else's files.
+that user's uid, gid and groups (mailfilter.privileges.become) when the
+server runs as root: the kernel, not our code, then keeps it out of
+everyone else's files.
 The server sends it connections over a SOCK_SEQPACKET socketpair, each
 message being the request head the server already read, with the client's
 socket attached (SCM_RIGHTS); the worker answers one connection at a time
@@ -24,6 +25,7 @@ import traceback
 
 from .. import log
 from ..log import report
+from ..state import default_home
 from . import connection
 from .models import UserModel
 
@@ -160,13 +162,16 @@ def spawn(target, listeners=(), policy=None) -> Worker:
     try:
         _child_setup([theirs.fileno()] + [sock.fileno() for sock in listeners])
         if target.pw is not None:
-            from .privileges import become
-            become(target.pw)
+            from ..privileges import Account, become
+            pw = target.pw
+            become(Account(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir))
         os.umask(0o077)
+        # The state directory U's own pipe filter uses, looked up as U.
+        home = target.home or default_home(target.pw.pw_dir)
         if listeners:
-            code = run_accepting(theirs, listeners, target.home, policy)
+            code = run_accepting(theirs, listeners, home, policy)
         else:
-            code = run(theirs, target.home)
+            code = run(theirs, home)
     except BaseException as err:  # noqa: BLE001 - report, then exit: never return into the server loop
         try:
             report(f"worker for {target.key or target.home}: {type(err).__name__}: {err}")
