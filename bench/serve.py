@@ -15,7 +15,7 @@ One paired run, on the trec07p messages (never committed; research use):
   * memory: RSS and PSS of the server and its workers after the throughput
     run, and how much of the RSS is the mmap'd model.
   * milter: messages sent by SMTP from 8 connections to a private Postfix
-    (tests/postfix_instance.py), delivered by virtual(8) into a Maildir;
+    (tests/postfix_lab.py), delivered by virtual(8) into a Maildir;
     messages/s until the last is delivered, with the milter and without it.
 
 Writes bench/results/serve.json and bench/results/SERVE.md.
@@ -215,7 +215,8 @@ def in_process_rate(home, paths):
 
 def milter_rate(work, home, paths, clients=8):
     sys.path.insert(0, os.path.join(REPO, "tests"))
-    from postfix_instance import Postfix, free_port
+    from conftest import free_port
+    from postfix_lab import milter_settings, on_loopback
     results = {}
     messages = [open(p, "rb").read() for p in paths]
     for with_milter in (True, False):
@@ -233,9 +234,9 @@ def milter_rate(work, home, paths, clients=8):
                     break
                 except OSError:
                     time.sleep(0.05)
-        postfix = Postfix(milter=milter).start()
+        postfix = on_loopback(milter_settings(milter) if milter else None).start()
         try:
-            master = _postfix_master(postfix)
+            master = postfix.master_pid()
             cpu_before = {"postfix": _tree_cpu(master), "milter": _tree_cpu(milter_proc.pid) if milter_proc else 0.0,
                           "daemon": daemon.cpu_seconds() if daemon else 0.0}
             started = time.perf_counter()
@@ -255,18 +256,13 @@ def milter_rate(work, home, paths, clients=8):
                 "messages": len(messages), "seconds": seconds, "per_second": len(messages) / seconds,
                 "with our header once": marked, "cpu_ms_per_message": per_message}
         finally:
-            postfix.cleanup()
+            postfix.close()
             if milter_proc:
                 milter_proc.terminate()
                 milter_proc.wait()
             if daemon:
                 daemon.stop()
     return results
-
-
-def _postfix_master(postfix) -> int:
-    with open(os.path.join(postfix.queue, "pid", "master.pid")) as fh:
-        return int(fh.read().split()[0])
 
 
 def _tree_cpu(pid) -> float:
@@ -301,7 +297,7 @@ def _smtp_client(port, messages):
     with smtplib.SMTP("127.0.0.1", port, timeout=120) as smtp:
         for data in messages:
             data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-            smtp.sendmail("bench@example.net", ["alice@example.test"], data)
+            smtp.sendmail("bench@example.net", ["alice@example.org"], data)
 
 
 def main(argv=None):

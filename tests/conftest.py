@@ -1,7 +1,10 @@
 """Shared helpers: run the real `mailfilter` command and check the byte invariant."""
 
+import contextlib
 import os
+import pwd
 import re
+import socket
 import subprocess
 import sys
 
@@ -117,3 +120,52 @@ def need(binary):
     path = shutil.which(binary)
     assert path, f"{binary} is not installed; run contrib/bootstrap.sh (apt-get install {binary})"
     return path
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on just now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train_on_samples(home, passes):
+    """home's model trained on the shipped samples (train/spam, train/good)."""
+    result = run_mailfilter(["train", "--no-progress", "--passes", str(passes),
+                             "--spam", os.path.join(SAMPLES, "train", "spam"),
+                             "--good", os.path.join(SAMPLES, "train", "good")], b"", home)
+    assert result.returncode == 0, result.stderr
+    return home
+
+
+@contextlib.contextmanager
+def real_accounts(tag, count, shell="/usr/sbin/nologin"):
+    """`count` real accounts with fresh homes (useradd -m), named after this
+    process, so that runs side by side don't meet; afterwards their
+    processes (theirs only) are killed and the accounts removed with their
+    homes."""
+    assert os.geteuid() == 0, "this test creates users: run as root (CI does), or -m 'not root'"
+    need("useradd")
+    need("userdel")
+    names = [f"{tag}{os.getpid() % 100000}{chr(ord('a') + i)}" for i in range(count)]
+
+    def quiet(*cmd):
+        return subprocess.run(cmd, capture_output=True, timeout=60)
+
+    try:
+        for name in names:
+            quiet("userdel", "-r", name)                # a leftover from an interrupted run
+            made = quiet("useradd", "-m", "-s", shell, name)
+            assert made.returncode == 0, made.stderr
+        yield [pwd.getpwnam(name) for name in names]
+    finally:
+        for name in names:
+            quiet("pkill", "-KILL", "-u", name)          # only that test user's processes
+            quiet("userdel", "-r", name)
+
+
+@pytest.fixture
+def two_users():
+    """Two real accounts (root only; deselect with -m "not root")."""
+    with real_accounts("mft", 2) as users:
+        yield users

@@ -3,7 +3,7 @@ through mailfilter (LMTP + Sieve filter), with the files in contrib/dovecot/.
 
 A private Dovecot from Debian (dovecot-imapd, dovecot-lmtpd, dovecot-sieve)
 with its own configuration, sockets, port and users, mail in mdbox
-(tests/dovecot_mail_lab.py); a real IMAP session with imaplib and real LMTP
+(tests/dovecot_lab.py); a real IMAP session with imaplib and real LMTP
 deliveries with smtplib. Issue 11: sites whose Dovecot stores mail in
 mdbox/sdbox have no Maildir files for maildir-train to watch, and there was
 no Dovecot LDA/LMTP + Sieve recipe.
@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from conftest import MAILFILTER, SAMPLES, assert_passthrough, env_for, need, run_mailfilter
-from dovecot_mail_lab import DovecotLab
+from dovecot_lab import DovecotLab
 
 pytestmark = pytest.mark.root
 
@@ -41,7 +41,7 @@ def lab():
         expected = [line for line in errors if "erin" in line]       # the homeless user's, on purpose
         assert errors == expected, "\n".join(errors)
     finally:
-        lab.cleanup()
+        lab.close()
 
 
 def _homeless(lab, name):

@@ -8,7 +8,6 @@ model does not stop the other, and that a killed per-user process is restarted.
 """
 
 import os
-import pwd
 import shutil
 import signal
 import subprocess
@@ -16,35 +15,12 @@ import sys
 
 import pytest
 
-from conftest import REPO, env_for, need
+from conftest import REPO, env_for
 from test_maildir_train import (TRAINER, Trainer, classify, contents, deliver, digest, junk,
                                 learn_good, learn_spam, ledger_rows, make_message, wait_for)
 
 pytestmark = pytest.mark.root
 TRAINER_ONCE = TRAINER + ["--once", "--log", "stderr", "--retry", "1"]
-
-
-def _run(*cmd):
-    return subprocess.run(cmd, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def two_users():
-    # Deselect with -m "not root" where there is no root; CI runs as root.
-    assert os.geteuid() == 0, "this test creates users: run as root (CI does), or -m 'not root'"
-    need("useradd")
-    need("userdel")
-    names = [f"mft{os.getpid() % 100000}{tag}" for tag in "ab"]
-    for name in names:
-        _run("userdel", "-r", name)                # a leftover from an interrupted run
-        r = _run("useradd", "-m", "-s", "/usr/sbin/nologin", name)
-        assert r.returncode == 0, r.stderr
-    try:
-        yield [pwd.getpwnam(n) for n in names]
-    finally:
-        for name in names:
-            _run("pkill", "-KILL", "-u", name)      # only that test user's processes
-            _run("userdel", "-r", name)
 
 
 def as_user(pw, path):

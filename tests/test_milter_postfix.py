@@ -1,4 +1,4 @@
-"""`mailfilter milter` in a real, private Postfix (tests/postfix_instance.py):
+"""`mailfilter milter` in a real, private Postfix (tests/postfix_lab.py):
 mail sent by SMTP to 127.0.0.1 is delivered by virtual(8) into a Maildir
 carrying our headers once, with forged X-CRM114-* headers removed; the
 daemon down gives UNSURE ( 0.00 ) with the notice, the milter down lets mail
@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from conftest import MAILFILTER, SAMPLES, env_for, run_mailfilter
-from postfix_instance import Postfix, free_port
+from conftest import MAILFILTER, SAMPLES, env_for, free_port, run_mailfilter
+from postfix_lab import milter_settings, on_loopback
 from serve_daemon import Daemon
 
 SPAM = open(os.path.join(SAMPLES, "train", "spam", "00.eml"), "rb").read()
@@ -75,14 +75,14 @@ def trained(tmp_path_factory):
 def stack(tmp_path, trained):
     daemon = Daemon(tmp_path, trained).start()
     milter = Milter(tmp_path, daemon.socket).start(env_for(trained))
-    postfix = Postfix(milter=f"inet:127.0.0.1:{milter.port}").start()
+    postfix = on_loopback(milter_settings(f"inet:127.0.0.1:{milter.port}")).start()
     yield daemon, milter, postfix
-    postfix.cleanup()
+    postfix.close()
     milter.stop()
     daemon.stop()
 
 
-def send(postfix, message, to=("alice@example.test",)):
+def send(postfix, message, to=("alice@example.org",)):
     with smtplib.SMTP("127.0.0.1", postfix.port, timeout=60) as smtp:
         smtp.sendmail("sender@example.net", list(to), message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
 
@@ -95,7 +95,7 @@ def ours(delivered: bytes):
 def test_spam_and_good_are_marked_once_and_forgeries_removed(stack):
     _, _, postfix = stack
     send(postfix, forge(SPAM))
-    send(postfix, forge(GOOD), to=("bob@example.test",))
+    send(postfix, forge(GOOD), to=("bob@example.org",))
     spam = postfix.wait_for("alice", 1)[0]
     good = postfix.wait_for("bob", 1)[0]
     for delivered, label in ((spam, b"SPAM"), (good, b"GOOD")):
@@ -134,7 +134,7 @@ def test_milter_down_mail_still_flows(stack):
 def test_reject_is_opt_in(tmp_path, trained):
     daemon = Daemon(tmp_path, trained).start()
     milter = Milter(tmp_path, daemon.socket, ["--reject-above", "1.5"]).start(env_for(trained))
-    postfix = Postfix(milter=f"inet:127.0.0.1:{milter.port}").start()
+    postfix = on_loopback(milter_settings(f"inet:127.0.0.1:{milter.port}")).start()
     try:
         with pytest.raises(smtplib.SMTPDataError) as refused:
             send(postfix, SPAM)
@@ -142,7 +142,7 @@ def test_reject_is_opt_in(tmp_path, trained):
         send(postfix, GOOD)
         assert len(postfix.wait_for("alice", 1)) == 1
     finally:
-        postfix.cleanup()
+        postfix.close()
         milter.stop()
         daemon.stop()
 

@@ -9,12 +9,11 @@ A real account made with useradd; CI runs as root.
 """
 
 import os
-import pwd
 import subprocess
 
 import pytest
 
-from conftest import MAILFILTER, SAMPLES, env_for, need, run_mailfilter
+from conftest import MAILFILTER, SAMPLES, env_for, real_accounts, run_mailfilter
 
 pytestmark = pytest.mark.root
 
@@ -24,23 +23,10 @@ SPAM = open(os.path.join(SPAM_DIR, "00.eml"), "rb").read()
 GOOD = open(os.path.join(GOOD_DIR, "00.eml"), "rb").read()
 
 
-def _run(*cmd):
-    return subprocess.run(cmd, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def user():
-    assert os.geteuid() == 0, "this test creates a user: run as root (CI does), or -m 'not root'"
-    need("useradd")
-    name = f"mfr{os.getpid() % 100000}"
-    _run("userdel", "-r", name)
-    r = _run("useradd", "-m", "-s", "/usr/sbin/nologin", name)
-    assert r.returncode == 0, r.stderr
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        _run("pkill", "-KILL", "-u", name)
-        _run("userdel", "-r", name)
+    with real_accounts("mfr", 1) as (pw,):
+        yield pw
 
 
 def state_of(pw):

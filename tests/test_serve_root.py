@@ -21,7 +21,6 @@ import pytest
 from conftest import SAMPLES, env_for, need, run_mailfilter, status_of
 from mailfilter.state import DEFAULT_DIR, LEGACY_DIR
 from serve_daemon import SPAMC_MAX, Daemon
-from test_maildir_train_root import two_users  # noqa: F401 - the fixture: two real users
 
 pytestmark = pytest.mark.root
 

@@ -18,38 +18,23 @@ Root only (mount namespace, useradd, Postfix), as CI runs.
 
 import json
 import os
-import pwd
 import subprocess
 import sys
 import tempfile
 
 import pytest
 
-from conftest import REPO, need
+from conftest import REPO, need, real_accounts
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
-def _run(*cmd):
-    return subprocess.run(cmd, capture_output=True, timeout=60)
-
-
 @pytest.fixture
 def accounts():
-    assert os.geteuid() == 0, "installs and creates users: run as root (CI does), or -m 'not root'"
-    for tool in ("useradd", "unshare", "procmail", "maildrop", "postfix", "man"):
+    for tool in ("unshare", "procmail", "maildrop", "postfix", "man"):
         need(tool)
-    names = [f"mfi{os.getpid() % 100000}{tag}" for tag in "ab"]
-    for name in names:
-        _run("userdel", "-r", name)
-        r = _run("useradd", "-m", "-s", "/bin/sh", name)
-        assert r.returncode == 0, r.stderr
-    try:
-        yield [pwd.getpwnam(n) for n in names]
-    finally:
-        for name in names:
-            _run("pkill", "-KILL", "-u", name)
-            _run("userdel", "-r", name)
+    with real_accounts("mfi", 2, shell="/bin/sh") as users:
+        yield users
 
 
 def test_install_then_postfix_delivers_through_procmail_and_maildrop_to_new_accounts(accounts):

@@ -1,7 +1,10 @@
-"""A two-namespace lab for the firewall tests: `srv` is the protected mail
-host, `cli` plays the outside world with several source addresses, joined by
-one veth pair. Every address is documentation/private space assigned here,
-to these two veth ends only, so no packet can leave the namespaces.
+"""Two network namespaces joined by one veth pair, named after this process
+so that runs side by side don't meet: `Pair` (a server and a client with the
+addresses a test asks for, tests/postfix_lab.py's Postfix in the server)
+and `Lab`, the firewall tests' plan on it: `srv` is the protected mail host,
+`cli` plays the outside world with several source addresses. Every address
+is documentation/private space assigned here, to these two veth ends only,
+so no packet can leave the namespaces.
 """
 
 import itertools
@@ -47,14 +50,22 @@ def sh(*args, ns=None, check=True, input=None):
     return res
 
 
-class Lab:
-    def __init__(self):
-        assert os.geteuid() == 0, "the firewall tests need root (network namespaces); CI runs them as root"
-        for binary in ("ip", "iptables-restore", "ip6tables-restore", "ipset", "nft"):
-            need(binary)
+class Pair:
+    """The smallest two-namespace network: namespaces `srv` and `cli`, and,
+    when the client has addresses, veth0 (srv) <-> veth1 (cli) made inside
+    srv, so nothing ever exists in the host namespace. Without client
+    addresses, the server's go on its loopback. An address with a prefix
+    ("10.99.1.1/16") is on-link by that prefix; one without is a host
+    address, and the other end gets a route to it, so a client can come
+    from a chosen country's address without any packet leaving the
+    namespaces."""
+
+    def __init__(self, srv_addrs=(), cli_addrs=()):
+        assert os.geteuid() == 0, "needs root (network namespaces); CI runs the suite as root"
+        need("ip")
         tag = f"mf{os.getpid() % 100000}x{next(_serial)}"
         self.srv, self.cli = f"{tag}s", f"{tag}c"
-        self.agents = {}
+        self.srv_addrs, self.cli_addrs = list(srv_addrs), list(cli_addrs)
         self._made = []
 
     def __enter__(self):
@@ -77,17 +88,66 @@ class Lab:
             # (Written to /proc directly: no dependency on procps' sysctl.)
             for conf in ("all", "default"):
                 sh("sh", "-c", f"echo 0 > /proc/sys/net/ipv6/conf/{conf}/accept_dad", ns=ns)
-        # Create the pair inside srv so nothing ever exists in the host namespace.
+        if not self.cli_addrs:
+            for addr in self.srv_addrs:
+                sh("ip", "addr", "add", _prefixed(addr), "dev", "lo", ns=self.srv)
+            return
         sh("ip", "link", "add", "veth0", "type", "veth", "peer", "name", "veth1", "netns", self.cli, ns=self.srv)
-        sh("ip", "addr", "add", f"{SRV4}/16", "dev", "veth0", ns=self.srv)
-        sh("ip", "addr", "add", f"{SRV6}/32", "dev", "veth0", "nodad", ns=self.srv)
-        for addr in CLIENT.values():
-            if ":" in addr:
-                sh("ip", "addr", "add", f"{addr}/32", "dev", "veth1", "nodad", ns=self.cli)
-            else:
-                sh("ip", "addr", "add", f"{addr}/16", "dev", "veth1", ns=self.cli)
-        sh("ip", "link", "set", "veth0", "up", ns=self.srv)
-        sh("ip", "link", "set", "veth1", "up", ns=self.cli)
+        for ns, dev, mine, theirs in ((self.srv, "veth0", self.srv_addrs, self.cli_addrs),
+                                      (self.cli, "veth1", self.cli_addrs, self.srv_addrs)):
+            for addr in mine:
+                sh("ip", "addr", "add", _prefixed(addr), "dev", dev, *(["nodad"] if ":" in addr else []), ns=ns)
+            sh("ip", "link", "set", dev, "up", ns=ns)
+            for addr in theirs:
+                if "/" not in addr:
+                    sh("ip", "-6" if ":" in addr else "-4", "route", "add", _prefixed(addr), "dev", dev, ns=ns)
+
+    def close(self):
+        for ns in self._made:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self._made.clear()
+
+    def run_in(self, ns, *args, input=None, timeout=60):
+        return subprocess.run(["ip", "netns", "exec", ns, *map(str, args)], input=input,
+                              capture_output=True, timeout=timeout)
+
+    def send_mail(self, src, dst, helo, data: bytes, rcpt="user@example.org", port=25):
+        """One message by SMTP from the client namespace: Python's smtplib,
+        bound to the source address src, saying whatever HELO the test wants."""
+        res = self.run_in(self.cli, sys.executable, "-c", _SEND, src, dst, port, helo, rcpt, input=data)
+        assert res.returncode == 0, f"SMTP from {src} with HELO {helo!r} failed: {res.stderr.decode()[-2000:]}"
+
+
+_SEND = r"""
+import smtplib, sys
+src, dst, port, helo, rcpt = sys.argv[1:6]
+s = smtplib.SMTP(timeout=30, source_address=(src, 0))
+s.connect(dst, int(port))
+code, text = s.ehlo(helo)
+assert code == 250, (code, text)
+s.sendmail("sender@example.net", [rcpt], sys.stdin.buffer.read())
+s.quit()
+"""
+
+
+def _prefixed(addr):
+    return addr if "/" in addr else f"{addr}/{128 if ':' in addr else 32}"
+
+
+class Lab(Pair):
+    """The firewall tests' plan: SRV4/SRV6 and every CLIENT address on one
+    link, an agent in each namespace to open connections."""
+
+    def __init__(self):
+        assert os.geteuid() == 0, "the firewall tests need root (network namespaces); CI runs them as root"
+        for binary in ("iptables-restore", "ip6tables-restore", "ipset", "nft"):
+            need(binary)
+        super().__init__(srv_addrs=[f"{SRV4}/16", f"{SRV6}/32"],
+                         cli_addrs=[f"{addr}/{32 if ':' in addr else 16}" for addr in CLIENT.values()])
+        self.agents = {}
+
+    def _setup(self):
+        super()._setup()
         self.agents[self.srv] = self._agent(self.srv, SRV_PORTS)
         self.agents[self.cli] = self._agent(self.cli, (CLI_PORT,))
         self._wait_ready()
@@ -113,9 +173,7 @@ class Lab:
             proc.kill()
             proc.wait()
         self.agents.clear()
-        for ns in self._made:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-        self._made.clear()
+        super().close()
 
     def connect(self, ns, src, dst, port, timeout=0.7):
         agent = self.agents[ns]

@@ -14,8 +14,7 @@ import time
 
 import pytest
 from conftest import MAILFILTER, env_for
-from netns_lab import sh
-from postfix_lab import Pair
+from netns_lab import Pair, sh
 
 pytestmark = pytest.mark.root
 

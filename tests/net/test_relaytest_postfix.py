@@ -1,7 +1,7 @@
 """`mailfilter relaytest` against a real Postfix, and `mailfilter submission
 --sasl dovecot` against a real Dovecot, both started here.
 
-One private Postfix per module (tests/net/postfix_lab.py; a start costs
+One private Postfix per module (tests/postfix_lab.py; a start costs
 seconds) in a server namespace (10.99.1.1), with Postfix's own defaults for
 relaying and one smtpd service per configuration under test:
    25  the defaults (compatibility_level 3.6): relays nothing
@@ -11,7 +11,7 @@ relaying and one smtpd service per configuration under test:
  2527  trusts senders in its own domain: relays for the sender tricks only
  2528  trusts clients that say EHLO with its own name: relays after that only
  587/465  set up by `mailfilter submission --sasl dovecot --apply`, logins
-       checked by a private Dovecot (tests/net/dovecot_lab.py) over private/auth
+       checked by a private Dovecot (tests/dovecot_lab.py) over private/auth
 relaytest runs in a client namespace (10.99.1.2), which the server does not
 trust, as a stranger on the Internet. DATA is never sent, so after every
 test the queue must be empty and the smtpd log must show no DATA command.
@@ -19,20 +19,19 @@ test the queue must be empty and the smtpd log must show no DATA command.
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 from conftest import MAILFILTER, env_for
-from dovecot_lab import Dovecot, make_certificate, wait_listening
-from postfix_lab import Pair, Postfix, instance_dir
+from dovecot_lab import SaslDovecot
+from netns_lab import Pair
+from postfix_lab import DOMAIN, HOSTNAME, Postfix, make_certificate
 
 pytestmark = pytest.mark.root
 
 SRV, CLI = "10.99.1.1", "10.99.1.2"
-DOMAIN, HOSTNAME = "example.org", "mx.example.org"      # postfix_lab's names
 USER, PASSWORD = "alice", "correct horse battery staple"
 OPEN_PORTS = {2525: "every client permitted", 2526: "mynetworks = 0.0.0.0/0"}
 PORTS = [25, 465, 587, 2525, 2526, 2527, 2528]
@@ -40,56 +39,41 @@ TRICKS = 15                  # relay attempts per phase, the control aside
 SENDER_TRICKS = {"your domain as sender", "odd case", "trailing dots"}
 
 
-class Server:
-    """postfix_lab's instance, and what these tests read of it."""
+class Server(Postfix):
+    """postfix_lab's instance with Postfix's own master.cf, and what these
+    tests read of it."""
 
-    def __init__(self, root, netns):
-        self.root = root
-        self.etc = os.path.join(root, "etc")
-        self.spool = os.path.join(root, "spool")
-        self.maillog = os.path.join(root, "maillog")
-        self.cert, key = make_certificate(root, [HOSTNAME], [SRV])
-        self.postfix = Postfix(root, netns, {
+    def __init__(self, netns):
+        with open("/usr/share/postfix/master.cf.dist") as fh:
+            stock = fh.read()
+        super().__init__(netns=netns, ports=PORTS, master=stock, settings={
             # A mail domain of its own, as on a fresh Debian install; only
             # postmaster (an alias) is a local recipient.
             "mydestination": "$myhostname, $mydomain, localhost",
             "virtual_mailbox_domains": "",
             "alias_maps": "inline:{ postmaster=root }",
-            "smtpd_tls_cert_file": self.cert, "smtpd_tls_key_file": key,
             "smtpd_tls_security_level": "may",
             # Nothing may ever leave: a message that did get queued stays in
             # the queue, where postqueue -p shows it.
             "defer_transports": "smtp, relay, local, virtual, lmtp, error",
-            # Each transaction an open relay accepts and we RSET takes a
-            # flow-control token that qmgr never hands back (nothing is
-            # delivered), so from the second run on Postfix paused 1 s per
-            # accepted RCPT: 64 s instead of 0.3 s for one port, measured.
-            "in_flow_delay": "0",
         })
-        shutil.copy("/usr/share/postfix/master.cf.dist", os.path.join(self.etc, "master.cf"))
+        self.cert, key = make_certificate(self.root, [HOSTNAME], [SRV])
+        self.postconf("-e", f"smtpd_tls_cert_file = {self.cert}", f"smtpd_tls_key_file = {key}")
         # No chroot: the queue directory is a scratch directory, with no
         # copies of /etc/services, resolv.conf or libraries in it.
         self.postconf("-F", "*/*/chroot = n")
-
-    def postconf(self, *args):
-        res = subprocess.run(["postconf", "-c", self.etc, *args], capture_output=True, text=True, timeout=60)
-        assert res.returncode == 0, f"postconf {' '.join(args)}: {res.stderr}"
-        return res.stdout
 
     def add_service(self, port, **overrides):
         self.postconf("-M", f"{port}/inet={port} inet n - n - - smtpd")
         for key, value in overrides.items():
             self.postconf("-P", f"{port}/inet/{key}={value}")
 
-    def log(self):
-        return self.postfix.log()
-
     def queue(self):
         res = subprocess.run(["postqueue", "-c", self.etc, "-p"], capture_output=True, text=True, timeout=60)
         return res.stdout + res.stderr
 
     def alive(self):
-        pid = self.postfix.master_pid()
+        pid = self.master_pid()
         return pid is not None and os.path.exists(f"/proc/{pid}")
 
 
@@ -99,37 +83,28 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab():
-    root = instance_dir()
-    try:
-        with Pair(srv_addrs=[SRV], cli_addrs=[CLI]) as pair:
-            server = Server(root, pair.srv)
-            with open(os.path.join(server.etc, "trusted_senders"), "w") as fh:
-                fh.write(f"{DOMAIN} OK\n")
-            with open(os.path.join(server.etc, "trusted_helo"), "w") as fh:
-                fh.write(f"{HOSTNAME} OK\n")
-            server.add_service(2525, smtpd_relay_restrictions="check_client_access,static:OK,"
-                                                              "reject_unauth_destination")
-            server.add_service(2526, mynetworks="0.0.0.0/0")
-            server.add_service(2527, smtpd_relay_restrictions=f"check_sender_access,texthash:{server.etc}/"
-                                                              "trusted_senders,reject_unauth_destination")
-            server.add_service(2528, smtpd_relay_restrictions=f"check_helo_access,texthash:{server.etc}/"
-                                                              "trusted_helo,reject_unauth_destination")
-            # The submission ports as an admin would set them up.
-            res = run_mailfilter("submission", "--config-dir", server.etc, "--sasl", "dovecot", "--apply")
-            assert res.returncode == 0, res.stderr
-            with server.postfix.start():
-                wait_listening(pair.srv, PORTS)
-                dovecot = Dovecot(os.path.join(root, "dovecot"), os.path.join(server.spool, "private", "auth"),
-                                  {USER: PASSWORD})
-                dovecot.start(pair.srv)
-                try:
-                    lab = Lab()
-                    lab.pair, lab.postfix, lab.dovecot = pair, server, dovecot
-                    yield lab
-                finally:
-                    dovecot.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with Pair(srv_addrs=[SRV], cli_addrs=[CLI]) as pair, Server(pair.srv) as server:
+        with open(os.path.join(server.etc, "trusted_senders"), "w") as fh:
+            fh.write(f"{DOMAIN} OK\n")
+        with open(os.path.join(server.etc, "trusted_helo"), "w") as fh:
+            fh.write(f"{HOSTNAME} OK\n")
+        server.add_service(2525, smtpd_relay_restrictions="check_client_access,static:OK,"
+                                                          "reject_unauth_destination")
+        server.add_service(2526, mynetworks="0.0.0.0/0")
+        server.add_service(2527, smtpd_relay_restrictions=f"check_sender_access,texthash:{server.etc}/"
+                                                          "trusted_senders,reject_unauth_destination")
+        server.add_service(2528, smtpd_relay_restrictions=f"check_helo_access,texthash:{server.etc}/"
+                                                          "trusted_helo,reject_unauth_destination")
+        # The submission ports as an admin would set them up.
+        res = run_mailfilter("submission", "--config-dir", server.etc, "--sasl", "dovecot", "--apply")
+        assert res.returncode == 0, res.stderr
+        server.start()
+        dovecot = SaslDovecot(os.path.join(server.root, "dovecot"), os.path.join(server.spool, "private", "auth"),
+                              {USER: PASSWORD})
+        with dovecot.start(pair.srv):
+            lab = Lab()
+            lab.pair, lab.postfix, lab.dovecot = pair, server, dovecot
+            yield lab
 
 
 def run_mailfilter(*args, ns=None, timeout=300):

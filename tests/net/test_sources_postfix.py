@@ -12,7 +12,6 @@ hop is the Korean (or Chinese) client in every case; never Brazil.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -20,7 +19,8 @@ import pytest
 
 from mailfilter.net.received import client_address
 from mailfilter.net.sources import received_fields
-from postfix_lab import Pair, Postfix, instance_dir, send
+from netns_lab import Pair
+from postfix_lab import Postfix, master_cf
 
 pytestmark = pytest.mark.root
 
@@ -44,33 +44,13 @@ CASES = [
     (CN6, "by", f"from by (unknown [IPv6:{CN6}])"),
 ]
 
-MASTER_CF = """\
 # The MX: every message goes on to the mailbox host on 2525.
-25        inet  n       -       n       -       -       smtpd
-  -o content_filter=smtp:[{mailbox}]:2525
-2525      inet  n       -       n       -       -       smtpd
-  -o content_filter=
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+MASTER = master_cf("25 inet n - n - - smtpd",
+                   f"  -o content_filter=smtp:[{MAILBOX}]:2525",
+                   "2525 inet n - n - - smtpd",
+                   "  -o content_filter=",
+                   "smtp unix - - n - - smtp",
+                   "relay unix - - n - - smtp")
 
 
 def sources(*args):
@@ -82,27 +62,21 @@ def sources(*args):
 @pytest.fixture(scope="module")
 def delivered():
     """The Maildir files Postfix delivered, one per case, in CASES order."""
-    root = instance_dir()
-    try:
-        with Pair(srv_addrs=[MX, MX6, MAILBOX], cli_addrs=[KR4, CN6]) as pair:
-            os.makedirs(os.path.join(root, "etc"))
-            with open(os.path.join(root, "etc", "master.cf"), "w") as fh:
-                fh.write(MASTER_CF.format(mailbox=MAILBOX))
-            pf = Postfix(root, pair.srv, {"smtp_bind_address": MX})
-            with pf.start():
-                for n, (src, helo, _) in enumerate(CASES):
-                    data = FORGED + f"From: x@example.net\r\nSubject: case {n}\r\n\r\nbody\r\n".encode()
-                    send(pair, src, MX6 if ":" in src else MX, helo, data)
-                pf.wait_for_log("delivered to maildir", len(CASES))
-            new = os.path.join(root, "mail", "user", "new")
-            by_case = {}
-            for name in os.listdir(new):
-                path = os.path.join(new, name)
-                subject = [l for l in open(path, "rb").read().split(b"\n") if l.startswith(b"Subject: case ")]
-                by_case[int(subject[0].split()[2])] = path
-            yield [by_case[n] for n in sorted(by_case)], os.path.join(root, "mail", "user")
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with Pair(srv_addrs=[MX, MX6, MAILBOX], cli_addrs=[KR4, CN6]) as pair, \
+            Postfix(netns=pair.srv, settings={"smtp_bind_address": MX}, master=MASTER) as pf:
+        pf.start()
+        for n, (src, helo, _) in enumerate(CASES):
+            data = FORGED + f"From: x@example.net\r\nSubject: case {n}\r\n\r\nbody\r\n".encode()
+            pair.send_mail(src, MX6 if ":" in src else MX, helo, data)
+        pf.wait_for_log("delivered to maildir", len(CASES))
+        pf.stop()
+        new = os.path.join(pf.mail, "user", "new")
+        by_case = {}
+        for name in os.listdir(new):
+            path = os.path.join(new, name)
+            subject = [l for l in open(path, "rb").read().split(b"\n") if l.startswith(b"Subject: case ")]
+            by_case[int(subject[0].split()[2])] = path
+        yield [by_case[n] for n in sorted(by_case)], os.path.join(pf.mail, "user")
 
 
 def test_postfix_writes_the_hostile_helo_verbatim(delivered):

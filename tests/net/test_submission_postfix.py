@@ -283,37 +283,30 @@ def test_real_postfix_master_comes_up_with_one_listener_per_port(confdir, servic
     per port. With the duplicate entry, Postfix 3.7's master logged
     'duplicate master.cf entry for service "smtps" (465) -- using the last
     entry': the admin's own listener was silently dropped for ours."""
-    from postfix_lab import Pair, Postfix, instance_dir
+    from netns_lab import Pair
+    from postfix_lab import Postfix, make_certificate
     with open(confdir / "master.cf", "a") as fh:
         fh.write(EXISTING[case])
     res = submission("--config-dir", confdir, "--apply", "--services-file", services)
     assert res.returncode == 0, res.stderr
-    root = instance_dir()
-    try:
-        # The master.cf submission edited, under a main.cf of the private
-        # instance's own (the fixture's main.cf.dist is a template that
-        # Postfix won't run: it has an empty sendmail_path, for one).
-        etc = os.path.join(root, "etc")
-        os.makedirs(etc)
-        shutil.copy(confdir / "master.cf", etc)
-        key, cert = os.path.join(root, "key.pem"), os.path.join(root, "cert.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=mx.example.org", "-keyout", key, "-out", cert],
-                       check=True, capture_output=True)
-        with Pair() as pair:                    # loopback only
-            pf = Postfix(root, pair.srv, {"smtpd_tls_cert_file": cert, "smtpd_tls_key_file": key}, etc=etc)
-            with pf.start():
-                probe = pair.run_in(pair.srv, sys.executable, "-c", PROBE, timeout=60)
-                assert probe.returncode == 0, probe.stderr.decode() + "\n" + pf.log()
-                assert probe.stdout.decode().split("\n")[:3] == ["25 220", "587 220 STARTTLS", "465 220 TLS"]
-                listening = pair.run_in(pair.srv, "ss", "-Hltn").stdout.decode()
-                ports = sorted(int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines())
-                # v4 and v6 wildcard sockets: two per port, never more.
-                assert ports == [25, 25, 465, 465, 587, 587], listening
-            log = pf.log()
-            assert "daemon started" in log and "fatal" not in log and "duplicate master.cf entry" not in log, log
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    # The master.cf submission edited, under a main.cf of the private
+    # instance's own (the fixture's main.cf.dist is a template that
+    # Postfix won't run: it has an empty sendmail_path, for one), in a
+    # namespace with loopback only.
+    with Pair() as pair, Postfix(netns=pair.srv, master=(confdir / "master.cf").read_text()) as pf:
+        cert, key = make_certificate(pf.root, ["mx.example.org"])
+        pf.postconf("-e", f"smtpd_tls_cert_file = {cert}", f"smtpd_tls_key_file = {key}")
+        pf.start()
+        probe = pair.run_in(pair.srv, sys.executable, "-c", PROBE, timeout=60)
+        assert probe.returncode == 0, probe.stderr.decode() + "\n" + pf.log()
+        assert probe.stdout.decode().split("\n")[:3] == ["25 220", "587 220 STARTTLS", "465 220 TLS"]
+        listening = pair.run_in(pair.srv, "ss", "-Hltn").stdout.decode()
+        ports = sorted(int(line.split()[3].rsplit(":", 1)[1]) for line in listening.splitlines())
+        # v4 and v6 wildcard sockets: two per port, never more.
+        assert ports == [25, 25, 465, 465, 587, 587], listening
+        pf.stop()
+        log = pf.log()
+        assert "daemon started" in log and "fatal" not in log and "duplicate master.cf entry" not in log, log
 
 
 PROBE = r"""

@@ -1,12 +1,19 @@
-"""A private Dovecot serving IMAP and LMTP with the shipped mailfilter
-snippets (contrib/dovecot/), for tests/test_dovecot.py.
+"""A private Dovecot for a test: its own configuration, base_dir (sockets),
+state_dir, log and passwd-file of users, all under one directory.
+/etc/dovecot is never read or written: `dovecot -c` takes everything from
+our file. It runs in the foreground (dovecot -F), a child of the test, so
+stop() ends exactly the process the test started.
 
-Everything is under one lab directory in /tmp: Dovecot's configuration,
-base_dir (sockets), state_dir, log, the passwd-file of the users, their
-homes (mail in mdbox, the mailfilter state directory) and the sieve
-scripts. /etc/dovecot is never read or written: `dovecot -c` takes
-everything from our file. IMAP listens on a free port of 127.0.0.1; LMTP on
-the unix socket the shipped snippet names for Postfix (moved into the lab).
+`SaslDovecot` is Dovecot for SASL only, for the relay tests: no protocols,
+in the test's server namespace, its auth socket where Postfix's
+smtpd_sasl_path=private/auth looks.
+
+`DovecotLab` serves IMAP and LMTP with the shipped mailfilter snippets
+(contrib/dovecot/), for tests/test_dovecot.py. Everything is under one lab
+directory in /tmp: besides Dovecot's own files, the users' homes (mail in
+mdbox, the mailfilter state directory) and the sieve scripts. IMAP listens
+on a free port of 127.0.0.1; LMTP on the unix socket the shipped snippet
+names for Postfix (moved into the lab).
 
 Dovecot runs in a private mount namespace so that the shipped programs run
 unmodified: they call /usr/local/bin/mailfilter, which is made there (an
@@ -31,7 +38,7 @@ import sys
 import tempfile
 import time
 
-from conftest import REPO, need
+from conftest import REPO, free_port, need
 
 CONTRIB = os.path.join(REPO, "contrib", "dovecot")
 # Where the snippets say things live on a server, and where the lab puts them.
@@ -42,10 +49,103 @@ PASSWORD = "lab-password"
 _serial = itertools.count()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+class Dovecot:
+    """What every private instance has: dovecot.conf and passwd in `etc`,
+    run/, state/ and dovecot.log in `directory`."""
+
+    def __init__(self, directory, etc):
+        need("dovecot")
+        self.dir = directory
+        self.etc = etc
+        self.conf = os.path.join(etc, "dovecot.conf")
+        self.passwd = os.path.join(etc, "passwd")
+        self.log = os.path.join(directory, "dovecot.log")
+        self.proc = None
+        for sub in ("run", "state"):
+            os.makedirs(os.path.join(directory, sub))
+
+    def write_config(self, passwd_lines, body):
+        """The passwd-file, and dovecot.conf: the private instance's own
+        directories, then body."""
+        with open(self.passwd, "w") as fh:
+            fh.writelines(line + "\n" for line in passwd_lines)
+        os.chmod(self.passwd, 0o644)
+        with open(self.conf, "w") as fh:
+            fh.write(f"""\
+# A private instance (tests/dovecot_lab.py); nothing from /etc/dovecot.
+instance_name = mf-dovecot-{os.getpid()}-{next(_serial)}
+base_dir = {self.dir}/run
+state_dir = {self.dir}/state
+log_path = {self.log}
+""" + body)
+
+    def _start(self, argv, ready, timeout):
+        """Run argv (which ends in exec dovecot -F), until ready() says so."""
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.proc.poll() is None, f"dovecot exited: {self.proc.stderr.read()}\n{self.log_text()}"
+            if ready():
+                return self
+            assert time.monotonic() < deadline, f"dovecot did not come up:\n{self.log_text()}"
+            time.sleep(0.05)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log_text(self) -> str:
+        try:
+            with open(self.log, errors="replace") as fh:
+                return fh.read()
+        except OSError:
+            return "(no dovecot log)"
+
+
+class SaslDovecot(Dovecot):
+    """Dovecot for SASL only: no protocols, a passwd-file of users (name:
+    password), and the auth socket where Postfix's smtpd_sasl_path=private/auth
+    looks for it."""
+
+    def __init__(self, directory, auth_socket, users):
+        os.makedirs(directory)
+        super().__init__(directory, directory)
+        self.socket = auth_socket
+        self.write_config([f"{user}:{{PLAIN}}{password}::::::" for user, password in users.items()], f"""\
+protocols = none
+ssl = no
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.passwd}
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home=/nonexistent
+}}
+service auth {{
+  unix_listener {auth_socket} {{
+    mode = 0660
+    user = postfix
+    group = postfix
+  }}
+}}
+""")
+
+    def start(self, ns):
+        return self._start(["ip", "netns", "exec", ns, "dovecot", "-F", "-c", self.conf],
+                           lambda: os.path.exists(self.socket), timeout=20)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 class User:
@@ -58,23 +158,21 @@ class User:
         return os.path.join(self.home, ".local", "share", "mailfilter")
 
 
-class DovecotLab:
+class DovecotLab(Dovecot):
     def __init__(self, names=("alice", "bob")):
-        for binary in ("dovecot", "sievec", "unshare", "mount"):
+        for binary in ("sievec", "unshare", "mount"):
             need(binary)
         for program in ("imap", "lmtp"):
             assert os.path.exists(f"/usr/lib/dovecot/{program}"), \
                 f"dovecot's {program} is missing: apt-get install dovecot-imapd dovecot-lmtpd"
         assert os.path.exists("/usr/lib/dovecot/modules/sieve/lib90_sieve_extprograms_plugin.so"), \
             "dovecot-sieve is missing: apt-get install dovecot-sieve"
-        self.dir = tempfile.mkdtemp(prefix="mf-dovecot-", dir="/tmp")
-        os.chmod(self.dir, 0o755)             # the users' processes must reach their homes
-        self.etc = os.path.join(self.dir, "etc")
+        directory = tempfile.mkdtemp(prefix="mf-dovecot-", dir="/tmp")
+        os.chmod(directory, 0o755)             # the users' processes must reach their homes
+        super().__init__(directory, os.path.join(directory, "etc"))
         self.sieve_dir = os.path.join(self.etc, "mailfilter")
-        self.log = os.path.join(self.dir, "dovecot.log")
         self.lmtp_socket = os.path.join(self.dir, "spool", "private", "dovecot-lmtp")
         self.port = free_port()
-        self.proc = None
         base_uid = 3_000_000 + (os.getpid() % 100_000) * 10 + next(_serial) * 3
         self.users = {}
         for i, name in enumerate(names):
@@ -84,7 +182,7 @@ class DovecotLab:
             os.chown(home, uid, uid)
             os.chmod(home, 0o700)
             self.users[name] = User(name, uid, home)
-        for sub in ("run", "state", "spool/private", "usr-local/upper", "usr-local/work"):
+        for sub in ("spool/private", "usr-local/upper", "usr-local/work"):
             os.makedirs(os.path.join(self.dir, sub))
         self._install_contrib()
         self._write_config()
@@ -114,18 +212,8 @@ class DovecotLab:
                 fh.write(text)
 
     def _write_config(self):
-        passwd = os.path.join(self.etc, "passwd")
-        with open(passwd, "w") as fh:
-            for user in self.users.values():
-                fh.write(f"{user.name}:{{PLAIN}}{PASSWORD}:{user.uid}:{user.uid}::{user.home}::\n")
-        self.conf = os.path.join(self.etc, "dovecot.conf")
-        with open(self.conf, "w") as fh:
-            fh.write(f"""\
-# A private instance for tests/test_dovecot.py; nothing from /etc/dovecot.
-instance_name = mf-dovecot-{os.getpid()}-{os.path.basename(self.dir)}
-base_dir = {self.dir}/run
-state_dir = {self.dir}/state
-log_path = {self.log}
+        self.write_config([f"{user.name}:{{PLAIN}}{PASSWORD}:{user.uid}:{user.uid}::{user.home}::"
+                           for user in self.users.values()], f"""\
 listen = 127.0.0.1
 protocols = imap lmtp
 ssl = no
@@ -135,11 +223,11 @@ first_valid_uid = 1000
 mail_location = mdbox:~/mdbox
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%n {passwd}
+  args = scheme=PLAIN username_format=%n {self.passwd}
 }}
 userdb {{
   driver = passwd-file
-  args = {passwd}
+  args = {self.passwd}
 }}
 namespace inbox {{
   inbox = yes
@@ -220,16 +308,8 @@ plugin {{
     # -- running -------------------------------------------------------------------------------
 
     def start(self):
-        self.proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private",
-                                      "sh", "-c", self._namespace_script()],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, f"dovecot exited: {self.proc.stderr.read()}\n{self.log_text()}"
-            if os.path.exists(self.lmtp_socket) and self._accepts():
-                return self
-            assert time.monotonic() < deadline, f"dovecot did not come up:\n{self.log_text()}"
-            time.sleep(0.05)
+        return self._start(["unshare", "--mount", "--propagation", "private", "sh", "-c", self._namespace_script()],
+                           lambda: os.path.exists(self.lmtp_socket) and self._accepts(), timeout=30)
 
     def _accepts(self) -> bool:
         try:
@@ -238,25 +318,9 @@ plugin {{
         except OSError:
             return False
 
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def cleanup(self):
+    def close(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log_text(self) -> str:
-        try:
-            with open(self.log, errors="replace") as fh:
-                return fh.read()
-        except OSError:
-            return "(no dovecot log)"
 
     # -- clients -------------------------------------------------------------------------------
 
