@@ -449,7 +449,6 @@ def run_measured(argv, source, env, keep_head=1 << 20, stdout=None):
         if not streamed:
             out += proc.stdout.read()
         else:
-            import re
             from conftest import _OURS
             while len(out) < keep_head:
                 piece = proc.stdout.read1(1 << 16)

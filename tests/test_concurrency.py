@@ -20,7 +20,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 
 from conftest import CHARSET_CASES, MAILFILTER, REPO, SAMPLES, assert_passthrough, env_for, need
 from hostile import reference_strip

@@ -331,7 +331,7 @@ def test_check_reads_the_dovecot_setup_instead_of_recipes_and_the_trainer(lab, t
     text = inside.stdout.decode()
     assert "ok:      Postfix delivers through: mailbox_transport = lmtp:unix:private/dovecot-lmtp" in text
     assert f"ok:      Dovecot's LMTP delivers through mailfilter ({lab.sieve_dir}/deliver.sieve)" in text
-    assert f"ok:      Dovecot keeps mail in mdbox (mdbox:~/mdbox), not a Maildir" in text
+    assert "ok:      Dovecot keeps mail in mdbox (mdbox:~/mdbox), not a Maildir" in text
     assert "ok:      Dovecot's IMAPSieve trains on moves into and out of Junk" in text
     assert not any(w in text for w in ("recipe", "learn-spam", "Maildir ")), text
     # What is left is about the state directory as root sees it, not about Dovecot.

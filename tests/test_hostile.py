@@ -13,7 +13,6 @@ message (learn and train classify all of it, not a prefix), timed the same way.
 
 import os
 import re
-import shutil
 import subprocess
 import time
 

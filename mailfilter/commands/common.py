@@ -1,9 +1,10 @@
 """Options and plumbing shared by the per-user subcommands."""
 
 import os
+import sys
 
 from .. import exitcodes
-from ..errors import ConfigError
+from ..errors import ConfigError, MailfilterError
 from ..state import open_state, resolve_home
 
 
@@ -50,6 +51,16 @@ def config_error_exit(err: ConfigError) -> int:
     from ..log import report
     report(str(err))
     return exitcodes.CONFIG
+
+
+def error_exit(err: MailfilterError, prog: str) -> int:
+    """The exit status of a command stopped by err, its line said: a bad
+    mailfilter.conf to the log as well (the admin looks there when mail
+    stops being filtered), anything else to stderr."""
+    if isinstance(err, ConfigError):
+        return config_error_exit(err)
+    print(f"{prog}: {err}", file=sys.stderr)
+    return err.code
 
 
 def write_all(fd: int, data) -> None:

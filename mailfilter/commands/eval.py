@@ -3,7 +3,7 @@
 import sys
 
 from .. import exitcodes
-from ..errors import ConfigError, MailfilterError
+from ..errors import MailfilterError
 from . import common
 
 EPILOG = """\
@@ -91,11 +91,8 @@ def main(argv, prog) -> int:
             state, config = common.state_and_config(args.home)
         else:
             config = Config()
-    except ConfigError as err:
-        return common.config_error_exit(err)
     except MailfilterError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return err.code
+        return common.error_exit(err, prog)
 
     out = open(args.results, "w", encoding="utf-8") if args.results else None
     bar = None

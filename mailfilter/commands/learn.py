@@ -54,11 +54,8 @@ def main(argv, prog) -> int:
         return exitcodes.NOINPUT
     try:
         state, config = common.state_for_writing(args, prog)
-    except ConfigError as err:
-        return common.config_error_exit(err)
     except MailfilterError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return err.code
+        return common.error_exit(err, prog)
     import sqlite3
 
     from ..learning import learn_messages

@@ -3,7 +3,7 @@
 import sys
 
 from .. import exitcodes
-from ..errors import ConfigError, MailfilterError
+from ..errors import MailfilterError
 from . import common
 
 EPILOG = """\
@@ -37,11 +37,8 @@ def main(argv, prog) -> int:
     args = p.parse_args(argv)
     try:
         state, config = common.state_for_writing(args, prog)
-    except ConfigError as err:
-        return common.config_error_exit(err)
     except MailfilterError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return err.code
+        return common.error_exit(err, prog)
     import sqlite3
 
     from ..learning import rebuild

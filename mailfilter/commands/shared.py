@@ -1,10 +1,9 @@
 """`mailfilter shared`: the model shared by several mail hosts on Redis."""
 
 import json
-import sys
 
 from .. import exitcodes
-from ..errors import ConfigError, MailfilterError
+from ..errors import MailfilterError
 from . import common
 
 EPILOG = """\
@@ -46,10 +45,7 @@ def main(argv, prog) -> int:
     try:
         state, config = common.state_and_config(args.home)
         answer = run(state, config, args.action, args.file, args.replace)
-    except ConfigError as err:
-        return common.config_error_exit(err)
     except MailfilterError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return err.code
+        return common.error_exit(err, prog)
     print(json.dumps(answer, indent=1, sort_keys=True))
     return exitcodes.OK

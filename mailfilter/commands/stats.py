@@ -3,7 +3,7 @@
 import sys
 
 from .. import exitcodes
-from ..errors import ConfigError, MailfilterError
+from ..errors import MailfilterError
 from . import common
 
 DESCRIPTION = """\
@@ -64,9 +64,6 @@ def main(argv, prog) -> int:
         # ledger may leave are given to the ledger's owner by SQLite itself
         # (tests/test_stats.py), so a user's next learn is not locked out.
         sys.stdout.write(show(home, args.recent, args.json))
-    except ConfigError as err:
-        return common.config_error_exit(err)
     except MailfilterError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return err.code
+        return common.error_exit(err, prog)
     return exitcodes.OK

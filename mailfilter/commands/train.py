@@ -5,7 +5,7 @@ import random
 import sys
 
 from .. import exitcodes
-from ..errors import ConfigError, MailfilterError
+from ..errors import MailfilterError
 from . import common
 
 EPILOG = """\
@@ -53,11 +53,8 @@ def main(argv, prog) -> int:
     args.good = [os.path.abspath(path) for path in args.good]
     try:
         state, config = common.state_for_writing(args, prog, preload_modules=("tqdm",))
-    except ConfigError as err:
-        return common.config_error_exit(err)
     except MailfilterError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        return err.code
+        return common.error_exit(err, prog)
 
     import sqlite3
 
