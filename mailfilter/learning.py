@@ -459,16 +459,39 @@ def train(session: Session, locations, read, passes: int = 1, on_message=None, o
     return reports
 
 
+class Rebuilt:
+    __slots__ = ("cached", "taught", "shared", "where")
+
+    def __init__(self, cached, taught, shared, where):
+        self.cached = cached          # messages in the training cache
+        self.taught = taught          # of those, taught (a shared model skips what it holds)
+        self.shared = shared          # taught into a model shared on Redis, not a new one
+        self.where = where            # the model file, or the shared store's redacted URL
+
+
 def rebuild(state, config, progress: bool = False):
-    """A new model taught from the training cache, oldest first; the ledger
-    rewritten to match. The number of messages taught, or None when the
-    cache is empty (and nothing changed)."""
-    session = session_for(state, config, fresh=True)
+    """The training cache taught to the model, oldest first: a Rebuilt, or
+    None when the cache is empty (and nothing changed).
+
+    A state directory's own model is started empty and its ledger rewritten
+    to match. A shared model (Redis) is not: it holds every host's and every
+    user's learning, and starting it empty from this one cache dropped all
+    of that (a rebuild on one host turned another host's taught good mail
+    UNSURE and SPAM). There the cache is taught into the model as learns,
+    skipping what its ledger holds with the same label; after `mailfilter
+    shared reset` (a feature change), each host's rebuild adds its users'
+    mail back."""
+    from .store import open_store
+    from .trainingcache import open_cache
+    store = open_store(state, config)
+    shared = bool(getattr(store, "shared", False))
+    session = Session(store, config, fresh=not shared, cache=open_cache(state, config))
     if session.cache is None or len(session.cache) == 0:
         if session.cache is not None:
             session.cache.close()
         return None
     cache, session.cache = session.cache, None      # read from it, don't re-add to it
+    taught = 0
     try:
         total = len(cache)
         bar = None
@@ -478,11 +501,12 @@ def rebuild(state, config, progress: bool = False):
         with session:
             for digest, label, raw in cache.entries():
                 message_view, ids = session.classifier.features(raw)
-                session.teach(digest, ids, label == "spam", about=from_view(message_view))
+                result = session.teach(digest, ids, label == "spam", about=from_view(message_view))
+                taught += result.action != "skipped"
                 if bar:
                     bar.update(1)
         if bar:
             bar.close()
     finally:
         cache.close()
-    return total
+    return Rebuilt(total, taught, shared, store.where if shared else state.model_path)

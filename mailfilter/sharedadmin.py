@@ -30,6 +30,8 @@ def run(state, config, action: str, path=None, replace: bool = False) -> dict:
             return redisdump.export_store(store, path)
         if action == "import":
             return redisdump.import_store(store, path, replace_existing=replace)
+        if action == "reset":
+            return redisdump.reset_store(store)
     except Unreachable as err:
         raise MailfilterError(f"{store.where}: unreachable: {err}", exitcodes.UNAVAILABLE) from None
     except FileNotFoundError:

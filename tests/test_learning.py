@@ -200,7 +200,9 @@ def test_rebuild_teaches_a_model_that_agrees_with_what_was_taught(state, tmp_pat
 
     before = verdicts()
     os.unlink(store.model_path)
-    assert learning.rebuild(state, config()) == taught_count
+    done = learning.rebuild(state, config())
+    assert (done.cached, done.taught, done.shared, done.where) == (taught_count, taught_count, False,
+                                                                   store.model_path)
     assert verdicts() == before
     assert before == ["SPAM" if is_spam else "GOOD" for _, is_spam in messages]
     head = open(store.model_path, "rb").read(64)

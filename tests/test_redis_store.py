@@ -373,3 +373,51 @@ def test_export_and_import_carry_the_model_the_salt_and_the_ledgers(tmp_path, la
     (tmp_path / "junk").write_bytes(b"not an export\n")
     res = run_mailfilter(["shared", "import", str(tmp_path / "junk"), "--replace", "--home", str(other)])
     assert res.returncode == 65 and b"not a mailfilter shared-model export" in res.stderr
+
+
+def test_a_rebuild_on_one_host_keeps_what_the_other_hosts_taught(tmp_path, lab, prefix):
+    """A rebuild on host A used to start the shared table empty and teach it
+    A's training cache alone: host B's four good messages went from GOOD to
+    SPAM and UNSURE, and their ledger rows were gone. The shared model holds
+    every host's learning, so a rebuild teaches into it instead."""
+    a = host(tmp_path, "host-a", lab.url, prefix)
+    b = host(tmp_path, "host-b", lab.url, prefix)
+    for path in SPAM[:4]:
+        assert learn(a, path).returncode == 0
+    for path in GOOD[:4]:
+        assert learn(b, path, spam=False).returncode == 0
+    before = [classify(a, path) for path in GOOD[:4]]
+    assert all(status.startswith("GOOD") for status in before), before
+    res = run_mailfilter(["rebuild", "--home", str(a), "--no-progress"])
+    assert res.returncode == 0, res.stderr
+    assert b"taught 0 of 4 cached messages into the shared model" in res.stdout, res.stdout
+    assert [classify(a, path) for path in GOOD[:4]] == before
+    info = open_home(a)[2].describe()
+    assert (info["trained_spam"], info["trained_good"], info["user_ledger_entries"]) == (4, 4, 8)
+
+
+def test_after_a_feature_change_reset_then_each_hosts_rebuild_bring_the_model_back(tmp_path, lab, prefix):
+    """A shared model of other features can't be read (mail goes through
+    UNSURE) and can't be learnt into; `shared reset` empties it, and each
+    host's rebuild teaches its training cache into the new one."""
+    a = host(tmp_path, "host-a", lab.url, prefix)
+    b = host(tmp_path, "host-b", lab.url, prefix)
+    for path in SPAM[:4]:
+        assert learn(a, path).returncode == 0
+    for path in GOOD[:4]:
+        assert learn(b, path, spam=False).returncode == 0
+    generation = open_home(a)[2].describe()["generation"]
+    lab.client().hset(prefix + "meta", "fversion", 1)           # as if written by the previous features
+    res = learn(a, SPAM[4])
+    assert res.returncode != 0 and b"mailfilter shared reset" in res.stderr, res.stderr
+    res = run_mailfilter(["shared", "reset", "--home", str(a)])
+    assert res.returncode == 0, res.stderr
+    assert b'"ledgers_dropped": 1' in res.stdout and f'"generation": {generation + 1}'.encode() in res.stdout
+    assert classify(a, SPAM[0]) == classify(b, GOOD[0]) == "UNSURE ( 0.00 )"    # empty, and readable
+    for home in (a, b):
+        res = run_mailfilter(["rebuild", "--home", str(home), "--no-progress"])
+        assert res.returncode == 0 and b"taught 4 of 4 cached messages" in res.stdout, (res.stdout, res.stderr)
+    assert all(pr_of(classify(b, path)) < 0 for path in SPAM[:4])
+    assert all(pr_of(classify(a, path)) > 0 for path in GOOD[:4])
+    info = open_home(a)[2].describe()
+    assert (info["trained_spam"], info["trained_good"], info["user_ledger_entries"]) == (4, 4, 8)

@@ -73,7 +73,7 @@ _shtab_mailfilter_relaytest___cafile_COMPGEN=_shtab_compgen_files
 _shtab_mailfilter_demo___home_COMPGEN=_shtab_compgen_dirs
 _shtab_mailfilter___home_COMPGEN=_shtab_compgen_dirs
 
-_shtab_mailfilter_shared_pos_0_choices=(info replay export import)
+_shtab_mailfilter_shared_pos_0_choices=(info replay export import reset)
 _shtab_mailfilter_krfilter___preset_choices=(krfilter v2 v3)
 _shtab_mailfilter_krfilter___format_choices=(ipset ipset-iptables ipset-ip6tables iptables ip6tables nft cidr postfix)
 _shtab_mailfilter_krfilter__f_choices=(ipset ipset-iptables ipset-ip6tables iptables ip6tables nft cidr postfix)

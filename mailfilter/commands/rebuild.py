@@ -19,6 +19,12 @@ is rewritten to match. A `learn` meanwhile waits for it.
 Messages taught before the cache existed, or pushed out of it by newer
 ones, are not in it: retrain them with `mailfilter train`.
 
+A model shared on Redis (`store = redis://...`) is not started empty: it
+holds every host's and user's learning. The cache is taught into it
+instead, skipping what its ledger already holds. After a feature change,
+empty it once with `mailfilter shared reset`, then run rebuild for every
+user on every host (README "Several mail hosts").
+
 examples:
   mailfilter rebuild
   mailfilter rebuild --user bob                       (as root, for bob)
@@ -43,13 +49,17 @@ def main(argv, prog) -> int:
 
     from ..learning import rebuild
     try:
-        taught = rebuild(state, config, progress=not args.no_progress and sys.stderr.isatty())
+        done = rebuild(state, config, progress=not args.no_progress and sys.stderr.isatty())
     except (OSError, sqlite3.Error) as err:
         print(f"mailfilter rebuild: could not save the model, nothing changed: {err}", file=sys.stderr)
         return exitcodes.TEMPFAIL
-    if taught is None:
+    if done is None:
         print(f"mailfilter rebuild: the training cache in {state.home} is empty; nothing to rebuild from "
               f"(retrain with `mailfilter train`)", file=sys.stderr)
         return exitcodes.NOINPUT
-    print(f"rebuilt {state.model_path} from {taught} cached messages")
+    if done.shared:
+        print(f"taught {done.taught} of {done.cached} cached messages into the shared model at {done.where} "
+              f"(it held the rest already)")
+    else:
+        print(f"rebuilt {done.where} from {done.cached} cached messages")
     return exitcodes.OK

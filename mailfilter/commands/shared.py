@@ -21,11 +21,17 @@ actions:
   import FILE     load an export into an empty store (--replace: over the
                   model it holds); the salt comes along, so users keep their
                   personal weights
+  reset           empty the shared model (weights, counters, every ledger)
+                  and start one of this release's features: after an
+                  upgrade that changed them, then `mailfilter rebuild` for
+                  every user on every host. Before the upgrade: replay each
+                  host's queued learns, export a backup
 
 examples:
   mailfilter shared info
   mailfilter shared export /var/backups/mailfilter-shared.mfx
   mailfilter shared import --replace /var/backups/mailfilter-shared.mfx
+  mailfilter shared reset                            (then on every host: mailfilter rebuild --user NAME)
 
 exit status: 0 done, 64 bad usage, 65 an export file that is not one,
 66 no such FILE, 69 Redis unreachable, 78 no `store =` in mailfilter.conf
@@ -35,7 +41,7 @@ or a bad one.
 
 def main(argv, prog) -> int:
     p = common.parser(prog, "Inspect, back up, restore the model shared on Redis.", EPILOG)
-    p.add_argument("action", choices=("info", "replay", "export", "import"))
+    p.add_argument("action", choices=("info", "replay", "export", "import", "reset"))
     p.add_argument("file", nargs="?", help="the export file (export, import)")
     p.add_argument("--replace", action="store_true", help="import over an existing shared model")
     args = p.parse_args(argv)

@@ -14,6 +14,7 @@ shared table; see README "Several mail hosts".
 """
 
 import json
+import os
 
 from ..atomicfile import replace
 from .modelfile import ModelError
@@ -88,3 +89,44 @@ def import_store(store, path: str, replace_existing: bool = False) -> dict:
         return pipe.execute()
     store._run(load)
     return dict(head, generation=generation)
+
+
+def reset_store(store) -> dict:
+    """Empty the shared model: a new table of this release's features (bits,
+    version, a new salt) and no ledgers, at a generation past the old one so
+    every resident copy reloads. What it held is not read, so this works on
+    a model of other features, which nothing else can open. Each host's
+    `mailfilter rebuild` then teaches its users' training caches into it."""
+    from redis.exceptions import WatchError
+    prefix = store.spec.prefix.encode()
+    salt = os.urandom(16).hex()
+    size = 4 << store.bits
+
+    def wipe(c):
+        for _ in range(20):             # a learn in between: read again
+            with c.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(store.k_meta, store.k_users)
+                    try:
+                        generation = int(pipe.hget(store.k_meta, "generation") or 0) + 1
+                    except ValueError:
+                        generation = 1
+                    users = pipe.smembers(store.k_users)
+                    pipe.multi()
+                    for user in users:
+                        pipe.delete(prefix + b"ledger:" + user)
+                    pipe.delete(store.k_meta, store.k_w, store.k_s, store.k_users)
+                    pipe.hset(store.k_meta, mapping={
+                        "bits": store.bits, "fversion": store.identity.version, "fcrc": store.identity.crc,
+                        "generation": generation, "spam": 0, "good": 0, "salt": salt, "format": 1})
+                    pipe.setrange(store.k_w, size - 1, b"\0")
+                    pipe.setrange(store.k_s, size - 1, b"\0")
+                    pipe.execute()
+                    return generation, len(users)
+                except WatchError:
+                    continue
+        raise ModelError(f"{store.where}: the shared model kept changing during the reset; try again")
+
+    generation, users = store._run(wipe)
+    return {"generation": generation, "bits": store.bits, "fversion": store.identity.version,
+            "ledgers_dropped": users}

@@ -144,7 +144,8 @@ class _Meta:
         if version != identity.version or crc != identity.crc:
             raise ModelError(f"{where}: shared model written by features v{version}"
                              f"{' with other settings' if version == identity.version else ''}, "
-                             f"this is v{identity.version}: run `mailfilter rebuild` for the whole site")
+                             f"this is v{identity.version}: run `mailfilter shared reset` once, then "
+                             f"`mailfilter rebuild` for every user on every host")
 
 
 class _Overlay:
