@@ -424,3 +424,47 @@ def test_dovecot_lda_runs_the_same_recipe(lab, tmp_path):
                           timeout=120)
     assert f"ok:      Dovecot's LDA (dovecot-lda) delivers through mailfilter ({lab.sieve_dir}/deliver.sieve)" \
         in done.stdout.decode(), done.stdout.decode()
+
+
+def test_postfix_hands_mail_to_dovecot_lmtp_which_files_it_through_mailfilter(lab):
+    """The README's Dovecot delivery end to end: mail arrives by SMTP at a
+    real Postfix, whose virtual_transport is Dovecot's LMTP socket (the
+    one 95-mailfilter-lmtp.conf makes for Postfix), and lands in carol's
+    mdbox through mailfilter: spam in Junk, good mail on to her own script,
+    each with our header once and the rest of it as Postfix passed it on."""
+    import smtplib
+
+    from postfix_lab import on_loopback
+    marker = f"via-postfix-{os.getpid()}".encode()
+    sent = {}
+    for name in ("1-good.eml", "2-spam.eml"):
+        with open(os.path.join(INBOX_SAMPLES, name), "rb") as fh:
+            sent[name] = crlf(b"X-Test-Run: " + marker + b"\n" + fh.read())
+    postfix = on_loopback({"virtual_mailbox_domains": "mx.example.org",
+                           "virtual_mailbox_maps": "inline:{ carol@mx.example.org=carol }",
+                           "virtual_transport": f"lmtp:unix:{lab.lmtp_socket}"})
+    with open(os.path.join(postfix.etc, "master.cf"), "a") as fh:
+        fh.write("lmtp      unix  -       -       n       -       -       lmtp\n")
+    postfix.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", postfix.port, timeout=60) as client:
+            for data in sent.values():
+                assert not client.sendmail("sender@example.net", ["carol@mx.example.org"], data)
+        postfix.wait_for_log("status=sent", count=len(sent), timeout=120, hopeless=("status=bounced",))
+    finally:
+        postfix.close()
+    client = lab.imap("carol")
+    try:
+        folders = {box: [m for m in fetch_all(client, box) if marker in m] for box in ("INBOX", "Junk", "Filtered")}
+    finally:
+        client.logout()
+    where = {}
+    for box, messages in folders.items():
+        for stored in messages:
+            (name,) = [n for n, data in sent.items() if data.split(b"\r\n", 2)[1] in stored]
+            where[name] = box
+            start = stored.index(b"X-Test-Run: " + marker)
+            assert b"Received: from " in stored[:start]            # Postfix's smtpd was on the way
+            assert_passthrough(stored[:start] + sent[name], stored)
+            assert stored.count(b"\r\nX-CRM114-Status: ") == 1
+    assert where == {"1-good.eml": "Filtered", "2-spam.eml": "Junk"}
