@@ -111,6 +111,7 @@ def main(argv, prog) -> int:
             subprocess.run([procmail, "-m", rcfile], stdin=fh, check=True)
 
     print(f"\n3. where the mail went (Maildir {maildir}):")
+    unsure = 0
     for folder in ("new", os.path.join(".Junk", "new")):
         for entry in sorted(os.listdir(os.path.join(maildir, folder))):
             with open(os.path.join(maildir, folder, entry), "rb") as fh:
@@ -123,5 +124,12 @@ def main(argv, prog) -> int:
                     status = line[16:].strip()
             where = "INBOX" if folder == "new" else "Junk "
             print(f"   {where}  {status:<20} {subject[:60]}")
+            unsure += status.startswith("UNSURE")
+    if unsure:
+        # A model of 65 messages is sure of little: the thresholds are set
+        # for one trained on a few thousand (README "Thresholds").
+        print("\nUNSURE mail stays in INBOX, marked: this model has seen only the samples. Teach it what it\n"
+              "was unsure of (`mailfilter learn --spam < MESSAGE`, or move the message into learn-spam),\n"
+              "as users do in their first weeks.")
     print(f"\nprocmail's log: {workdir}/procmail.log")
     return exitcodes.OK
