@@ -6,7 +6,10 @@ message, asks whether any of them changed:
 
 * the store's generation (store.generation(): +1 per commit of any writer,
   `mailfilter learn`, `train`, maildir-train or our own TELL), so a learn
-  is seen by the very next classification;
+  is seen by the very next classification; not for a model that follows
+  the store itself (a shared store's: store.open_resident, which keeps a
+  local copy of the global weights, refreshed when Redis's generation
+  moves, and scores on it while Redis is away);
 * for the file store, the model file's identity (inode, size, mtime): a
   model replaced or damaged by hand keeps its generation, and a file
   truncated under our mmap would otherwise fault (SIGBUS) when read;
@@ -42,6 +45,7 @@ class UserModel:
         self.system_config = system_config
         self._classifier = None
         self._store = None
+        self._follows = False
         self._key = None
 
     def _files_key(self):
@@ -53,7 +57,7 @@ class UserModel:
         """The current classifier (pipeline's get_classifier). Raises if it
         can't be loaded; pipeline.classify turns that into UNSURE."""
         if self._classifier is not None:
-            key = (self._store.generation(),) + self._files_key()
+            key = (self._generation(),) + self._files_key()
             if key == self._key:
                 return self._classifier
         self._classifier = None
@@ -71,13 +75,19 @@ class UserModel:
         config = self.state.load_config(self.system_config)
         store = open_store(self.state, config)
         generation = store.generation()
-        model = store.open_for_reading()
+        model = store.open_resident()
         rule_list, errors = load_rules(self.state.rules_path)
         for error in errors:
             report(error)
         self._store = store
-        self._key = (generation,) + files
+        self._follows = getattr(model, "follows_store", False)
+        self._key = (None if self._follows else generation,) + files
         self._classifier = Classifier(config, model, rule_list)
+
+    def _generation(self):
+        # A model that follows the store reloads itself: asking the store
+        # here would be a second Redis round trip per message.
+        return None if self._follows else self._store.generation()
 
     def config_for(self, outcome):
         """The config whose thresholds the verdict used (defaults when

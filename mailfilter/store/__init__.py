@@ -8,6 +8,11 @@ such interface; SpamBayes runs one test class over every storage class):
                               empty one.
     store.generation()        the committed generation: cheap, so a resident
                               process can tell when to reload.
+    store.open_resident()     the model for a process that scores many
+                              messages (the daemon's workers): by default
+                              open_for_reading(). A model whose
+                              `follows_store` is true keeps itself current,
+                              so the process need not reload it per commit.
     store.writer()            the writer lock, as a context manager; inside,
       w.load_copy()             a private, writable copy of the model
                                 (fresh=True: an empty one, for a rebuild),
@@ -59,6 +64,9 @@ class Store:
 
     def open_for_reading(self):
         raise NotImplementedError
+
+    def open_resident(self):
+        return self.open_for_reading()
 
     def generation(self) -> int:
         raise NotImplementedError

@@ -230,7 +230,11 @@ class _DirectModel(PersonalModel):
 
 class ResidentModel(PersonalModel):
     """A daemon's model: the global table from the mmap'd local copy, the
-    user's own ids fresh from Redis with each message."""
+    user's own ids fresh from Redis with each message. It follows Redis's
+    generation itself (refreshing the copy at most every `refresh` seconds),
+    and scores on the copy while Redis is away."""
+
+    follows_store = True
 
     def __init__(self, store, base: Model, seed: int):
         super().__init__(base.bits, None, None, base.trained_spam, base.trained_good, base.generation, seed)
