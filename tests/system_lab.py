@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+from postfix_lab import master_cf
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What a root shell on Debian has, and nothing of the test's own (no venv,
 # no PYTHONPATH, no pyenv): the installed commands must stand on their own.
@@ -55,28 +57,11 @@ def overlay(path, work):
 
 # -- a private Postfix --------------------------------------------------------------------------------
 
-MASTER_CF = """\
-# private instance for tests/system_lab.py: no inet listener, nothing chrooted
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-"""
+# No inet listener; local(8) delivers (through procmail or maildrop), and
+# it writes the alias database's lookups through proxywrite.
+MASTER_CF = master_cf(
+    "proxywrite unix -       -       n       -       1       proxymap",
+    "local     unix  -       n       n       -       -       local")
 
 
 class Postfix:
