@@ -375,17 +375,23 @@ def test_export_and_import_carry_the_model_the_salt_and_the_ledgers(tmp_path, la
     assert res.returncode == 65 and b"not a mailfilter shared-model export" in res.stderr
 
 
-def test_a_rebuild_on_one_host_keeps_what_the_other_hosts_taught(tmp_path, lab, prefix):
-    """A rebuild on host A used to start the shared table empty and teach it
-    A's training cache alone: host B's four good messages went from GOOD to
-    SPAM and UNSURE, and their ledger rows were gone. The shared model holds
-    every host's learning, so a rebuild teaches into it instead."""
+def hosts_taught(tmp_path, lab, prefix):
+    """Hosts A and B of one user: A taught four spam, B four good."""
     a = host(tmp_path, "host-a", lab.url, prefix)
     b = host(tmp_path, "host-b", lab.url, prefix)
     for path in SPAM[:4]:
         assert learn(a, path).returncode == 0
     for path in GOOD[:4]:
         assert learn(b, path, spam=False).returncode == 0
+    return a, b
+
+
+def test_a_rebuild_on_one_host_keeps_what_the_other_hosts_taught(tmp_path, lab, prefix):
+    """A rebuild on host A used to start the shared table empty and teach it
+    A's training cache alone: host B's four good messages went from GOOD to
+    SPAM and UNSURE, and their ledger rows were gone. The shared model holds
+    every host's learning, so a rebuild teaches into it instead."""
+    a, b = hosts_taught(tmp_path, lab, prefix)
     before = [classify(a, path) for path in GOOD[:4]]
     assert all(status.startswith("GOOD") for status in before), before
     res = run_mailfilter(["rebuild", "--home", str(a), "--no-progress"])
@@ -400,12 +406,7 @@ def test_after_a_feature_change_reset_then_each_hosts_rebuild_bring_the_model_ba
     """A shared model of other features can't be read (mail goes through
     UNSURE) and can't be learnt into; `shared reset` empties it, and each
     host's rebuild teaches its training cache into the new one."""
-    a = host(tmp_path, "host-a", lab.url, prefix)
-    b = host(tmp_path, "host-b", lab.url, prefix)
-    for path in SPAM[:4]:
-        assert learn(a, path).returncode == 0
-    for path in GOOD[:4]:
-        assert learn(b, path, spam=False).returncode == 0
+    a, b = hosts_taught(tmp_path, lab, prefix)
     generation = open_home(a)[2].describe()["generation"]
     lab.client().hset(prefix + "meta", "fversion", 1)           # as if written by the previous features
     res = learn(a, SPAM[4])
