@@ -326,12 +326,11 @@ def _model(t: Target):
         config = state.load_config()
     except ConfigError:
         config = Config()
+    if config.store:
+        return _shared_model(t, state, config)
     path = state.model_path
     if not os.path.exists(path):
-        return [Finding(False, "no model yet: every message is UNSURE until something is learned",
-                        t.cmd(f"train --spam {t.tilde(os.path.join(t.maildir, '.Junk'))} "
-                              f"--good {t.tilde(t.maildir)}") + ", or move mail into learn-spam and "
-                                                                 "learn-good (maildir-train)")]
+        return [_no_model(t)]
     identity = modelfile.FeatureIdentity(features.VERSION, features.SPEC)
     try:
         model = modelfile.map_readonly(path, config.model_bits, identity)
@@ -343,8 +342,54 @@ def _model(t: Target):
     findings = [Finding(True, f"model {t.tilde(path)}: features v{features.VERSION}, generation "
                               f"{model.generation}, trained on {model.trained_spam} spam and "
                               f"{model.trained_good} good")]
-    for count, kind, where in ((model.trained_spam, "spam", os.path.join(t.maildir, ".Junk")),
-                               (model.trained_good, "good mail", t.maildir)):
+    return findings + _untaught(t, model.trained_spam, model.trained_good)
+
+
+def _no_model(t: Target) -> Finding:
+    return Finding(False, "no model yet: every message is UNSURE until something is learned",
+                   t.cmd(f"train --spam {t.tilde(os.path.join(t.maildir, '.Junk'))} "
+                         f"--good {t.tilde(t.maildir)}") + ", or move mail into learn-spam and "
+                                                            "learn-good (maildir-train)")
+
+
+def _shared_model(t: Target, state, config):
+    """A model shared on Redis (`store =`): there is no model file here to
+    look at (checking for one said "no model yet" of a site's trained
+    model); what Redis holds, and the local copy used while it is away."""
+    from . import features
+    from .errors import ConfigError
+    from .store import ModelError, open_store
+    try:
+        store = open_store(state, config)
+        info = store.describe()
+    except ConfigError as err:
+        return [Finding(False, f"{err}", "correct the store line or its credentials file")]
+    except ModelError as err:
+        fix = "see README \"Several mail hosts\"" if "shared reset" in str(err) else None
+        return [Finding(False, f"{err}", fix)]
+    findings = []
+    if info.get("queued_learns"):
+        findings.append(Finding(False, f"{info['queued_learns']} learns queued here while Redis was away",
+                                f"mailfilter shared replay --home {t.home}" +
+                                (f" (as {t.name})" if t.as_user else "") + " (a learn replays them too)"))
+    if not info.get("reachable"):
+        return findings + [Finding(False, f"shared model {info['url']}: unreachable ({info.get('error')}); "
+                                          f"mail is classified with the local copy (generation "
+                                          f"{info['local_copy_generation']}) and learns queue",
+                                   "start Redis, or correct the store URL in mailfilter.conf")]
+    if not info.get("generation"):
+        return findings + [_no_model(t)]
+    findings.append(Finding(True, f"shared model {info['url']}: features v{features.VERSION}, generation "
+                                  f"{info['generation']}, trained on {info['trained_spam']} spam and "
+                                  f"{info['trained_good']} good (every user's); this user's ledger: "
+                                  f"{info['user_ledger_entries']} messages"))
+    return findings + _untaught(t, info["trained_spam"], info["trained_good"])
+
+
+def _untaught(t: Target, spam: int, good: int):
+    findings = []
+    for count, kind, where in ((spam, "spam", os.path.join(t.maildir, ".Junk")),
+                               (good, "good mail", t.maildir)):
         if count == 0:
             option = "--spam" if kind == "spam" else "--good"
             findings.append(Finding(False, f"the model has learned no {kind} yet, so it can't tell the two "

@@ -7,6 +7,7 @@ directories (and processes) sharing it, each test under its own key prefix.
 
 import glob
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -422,3 +423,22 @@ def test_after_a_feature_change_reset_then_each_hosts_rebuild_bring_the_model_ba
     assert all(pr_of(classify(a, path)) > 0 for path in GOOD[:4])
     info = open_home(a)[2].describe()
     assert (info["trained_spam"], info["trained_good"], info["user_ledger_entries"]) == (4, 4, 8)
+
+
+def test_check_reports_the_shared_model_not_a_missing_file(tmp_path):
+    """`mailfilter check` looked for model.mfm in the state directory and
+    said "no model yet: every message is UNSURE" of a home whose model is a
+    trained one on Redis. It now asks the store, and says when Redis is away."""
+    lab = RedisLab(tmp_path / "redis").start()
+    try:
+        home = host(tmp_path, "host", lab.url, "check:")
+        assert learn(home, SPAM[0]).returncode == 0
+        assert learn(home, GOOD[0], spam=False).returncode == 0
+        text = run_mailfilter(["check", "--home", str(home)]).stdout.decode()
+        assert "no model yet" not in text, text
+        assert re.search(r"^ok: +shared model unix://\S+: features v\d+, generation 2, trained on 1 spam "
+                         r"and 1 good", text, re.M), text
+    finally:
+        lab.stop()
+    text = run_mailfilter(["check", "--home", str(home)]).stdout.decode()
+    assert re.search(r"^problem: shared model \S+: unreachable .*local copy \(generation 2\)", text, re.M), text
