@@ -442,3 +442,17 @@ def test_check_reports_the_shared_model_not_a_missing_file(tmp_path):
         lab.stop()
     text = run_mailfilter(["check", "--home", str(home)]).stdout.decode()
     assert re.search(r"^problem: shared model \S+: unreachable .*local copy \(generation 2\)", text, re.M), text
+
+
+def test_train_into_a_shared_model_says_where_it_went(tmp_path, lab, prefix):
+    """train said "trained model saved: HOME/model.mfm", a file that a
+    shared store never writes."""
+    home = host(tmp_path, "host", lab.url, prefix)
+    res = run_mailfilter(["train", "--home", str(home), "--no-progress",
+                          "--spam", os.path.join(SAMPLES, "train", "spam"),
+                          "--good", os.path.join(SAMPLES, "train", "good")], timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert b"trained model saved: the shared model at unix://" in res.stdout, res.stdout
+    assert not (home / "model.mfm").exists()
+    info = open_home(home)[2].describe()
+    assert info["trained_spam"] > 0 and info["trained_good"] > 0

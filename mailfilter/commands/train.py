@@ -99,6 +99,7 @@ def main(argv, prog) -> int:
             train(session, locations, read, args.passes,
                   on_message=lambda: bars[-1].update(1), on_pass=on_pass)
             model = session.model
+            shared = getattr(session.store, "shared", False) and session.store.where
     except ModelError as err:
         print(f"mailfilter train: {err}", file=sys.stderr)
         return exitcodes.DATAERR
@@ -108,7 +109,7 @@ def main(argv, prog) -> int:
         return exitcodes.TEMPFAIL
     finally:
         bars[-1].close()
-    print(f"trained model saved: {state.model_path} "
+    print(f"trained model saved: {f'the shared model at {shared}' if shared else state.model_path} "
           f"({model.trained_spam} spam, {model.trained_good} good trained so far)")
     _warn_one_class(model)
     return exitcodes.OK
