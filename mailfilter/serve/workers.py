@@ -52,22 +52,31 @@ def run(channel: socket.socket, home: str) -> int:
         if not fds:
             continue
         conn = socket.socket(fileno=fds[0])
-        try:
+
+        def answer():
             connection.set_timeout(conn)
             connection.serve(conn, message[1:], message[:1] == b"E", user_model)
-        except OSError as err:
-            # The client went away or stalled: spamc still holds the message
-            # and passes it on unchanged.
-            report(f"spamd connection dropped: {err.strerror or err}")
-        except Exception as err:  # noqa: BLE001 - one bad request must not end the worker
-            report(f"spamd request failed: {type(err).__name__}: {err}")
-            syslog.syslog(syslog.LOG_DEBUG, traceback.format_exc())
-        finally:
-            conn.close()
+        _answer_safely(conn, answer)
         try:
             channel.send(DONE)
         except OSError:
             return 0
+
+
+def _answer_safely(conn: socket.socket, answer) -> None:
+    """answer() one client on conn, then close it. A client that went away
+    or stalled is logged (spamc still holds the message and passes it on
+    unchanged), and so is any failure inside: one bad request must not end
+    the worker."""
+    try:
+        answer()
+    except OSError as err:
+        report(f"spamd connection dropped: {err.strerror or err}")
+    except Exception as err:  # noqa: BLE001 - one bad request must not end the worker
+        report(f"spamd request failed: {type(err).__name__}: {err}")
+        syslog.syslog(syslog.LOG_DEBUG, traceback.format_exc())
+    finally:
+        conn.close()
 
 
 def run_accepting(channel: socket.socket, listeners, home: str, policy) -> int:
@@ -98,7 +107,8 @@ def run_accepting(channel: socket.socket, listeners, home: str, policy) -> int:
             except OSError as err:
                 report(f"cannot accept: {err.strerror or err}")
                 continue
-            try:
+
+            def answer():
                 if conn.family == socket.AF_UNIX:
                     uid = peers.unix_peer_uid(conn)
                 else:
@@ -110,7 +120,7 @@ def run_accepting(channel: socket.socket, listeners, home: str, policy) -> int:
                 except ProtocolError as err:
                     report(f"spamd request refused: {err}")
                     conn.sendall(error(err.code))
-                    continue
+                    return
                 head = bytearray()
                 at_eof = False
                 while head_end(head) < 0 and len(head) <= MAX_HEAD_BYTES:
@@ -120,13 +130,7 @@ def run_accepting(channel: socket.socket, listeners, home: str, policy) -> int:
                         break
                     head += data
                 connection.serve(conn, bytes(head), at_eof, user_model)
-            except OSError as err:
-                report(f"spamd connection dropped: {err.strerror or err}")
-            except Exception as err:  # noqa: BLE001 - one bad request must not end the worker
-                report(f"spamd request failed: {type(err).__name__}: {err}")
-                syslog.syslog(syslog.LOG_DEBUG, traceback.format_exc())
-            finally:
-                conn.close()
+            _answer_safely(conn, answer)
 
 
 class Worker:
