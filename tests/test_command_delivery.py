@@ -17,7 +17,7 @@ import pytest
 
 import commandmails
 import hostile
-from conftest import CHARSET_CASES, SAMPLES, assert_passthrough, run_mailfilter
+from conftest import CHARSET_CASES, SAMPLES, assert_passthrough, run_mailfilter, train_on_samples
 from mailfilter import commandmail, pipeline, view
 from mailfilter.state import State
 from mailfilter.trainingcache import TrainingCache
@@ -30,10 +30,7 @@ INBOX_SPAM = open(os.path.join(SAMPLES, "inbox", "2-spam.eml"), "rb").read()
 @pytest.fixture(scope="module")
 def trained_state(tmp_path_factory):
     home = tmp_path_factory.mktemp("command") / "state"
-    result = run_mailfilter(["train", "--no-progress", "--passes", "5",
-                             "--spam", os.path.join(SAMPLES, "train", "spam"),
-                             "--good", os.path.join(SAMPLES, "train", "good")], b"", home)
-    assert result.returncode == 0, result.stderr
+    train_on_samples(home, passes=5)
     return home
 
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import MAILFILTER, SAMPLES, env_for, free_port, run_mailfilter
+from conftest import MAILFILTER, SAMPLES, env_for, free_port, run_mailfilter, train_on_samples
 from postfix_lab import milter_settings, on_loopback
 from serve_daemon import Daemon
 
@@ -64,10 +64,7 @@ class Milter:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("milter") / "state"
-    r = run_mailfilter(["train", "--no-progress", "--passes", "10",
-                        "--spam", os.path.join(SAMPLES, "train", "spam"),
-                        "--good", os.path.join(SAMPLES, "train", "good")], b"", home)
-    assert r.returncode == 0, r.stderr
+    train_on_samples(home, passes=10)
     return home
 
 

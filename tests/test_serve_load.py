@@ -12,7 +12,6 @@
 Nothing here is timed; throughput is measured in bench/serve.py.
 """
 
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import loadgen
-from conftest import SAMPLES, assert_passthrough, run_mailfilter, status_of
+from conftest import assert_passthrough, run_mailfilter, status_of, train_on_samples
 from serve_daemon import Daemon, spamc
 
 CLIENTS = 16
@@ -29,10 +28,7 @@ CLIENTS = 16
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("load") / "state"
-    r = run_mailfilter(["train", "--no-progress", "--passes", "3",
-                        "--spam", os.path.join(SAMPLES, "train", "spam"),
-                        "--good", os.path.join(SAMPLES, "train", "good")], b"", home)
-    assert r.returncode == 0, r.stderr
+    train_on_samples(home, passes=3)
     for i in range(40):      # and some of the generated mail, so all three verdicts occur
         data = loadgen.message(100_000 + i)
         label = "--spam" if b"free" in data or b"cash" in data else "--good"

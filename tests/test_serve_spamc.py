@@ -15,7 +15,8 @@ import subprocess
 import pytest
 
 import hostile
-from conftest import MAILFILTER, SAMPLES, assert_passthrough, env_for, need, run_mailfilter, status_of
+from conftest import (MAILFILTER, SAMPLES, assert_passthrough, env_for, need, run_mailfilter, status_of,
+                      train_on_samples)
 from mailfilter.state import Config
 from serve_daemon import Daemon, spamc
 
@@ -30,10 +31,7 @@ INBOX = sorted(os.path.join(SAMPLES, "inbox", n) for n in os.listdir(os.path.joi
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve") / "state"
-    r = run_mailfilter(["train", "--no-progress", "--passes", "10",
-                        "--spam", os.path.join(SAMPLES, "train", "spam"),
-                        "--good", os.path.join(SAMPLES, "train", "good")], b"", home)
-    assert r.returncode == 0, r.stderr
+    train_on_samples(home, passes=10)
     (home / "priolist.mfp").write_text(hostile.PRIOLIST)
     return home
 
