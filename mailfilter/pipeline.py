@@ -16,6 +16,8 @@ is called inside the fail-safe region, so the pipe filter can load a user's
 model cold and a daemon can hand over one it keeps open.
 """
 
+import io
+
 from . import __version__
 from .log import report
 from .rawmail import CLASSIFY_BODY_BYTES, MessageReader, content_digest, rewrite_header, write_header
@@ -153,15 +155,7 @@ def filter_stream(read, write, get_classifier, status_only: bool = False, comman
 def filter_bytes(data: bytes, get_classifier, commands=None) -> tuple:
     """(the message with our headers, Outcome) for a message held whole in memory."""
     out = []
-    pos = 0
-
-    def read(n):
-        nonlocal pos
-        chunk = data[pos:pos + n]
-        pos += len(chunk)
-        return chunk
-
-    outcome = filter_stream(read, out.append, get_classifier, commands=commands)
+    outcome = filter_stream(io.BytesIO(data).read, out.append, get_classifier, commands=commands)
     return b"".join(out), outcome
 
 

@@ -15,6 +15,8 @@ header block and 256 KiB of body are ever held to classify it, as in the
 pipe filter.
 """
 
+import io
+
 from ..log import report
 from ..pipeline import classify, head_with_status
 from ..rawmail import MessageReader
@@ -51,15 +53,7 @@ class Spool:
     def reader(self):
         """read(n) over the whole message, from the start."""
         if self._file is None:
-            data = bytes(self._memory)
-            pos = 0
-
-            def read(n):
-                nonlocal pos
-                chunk = data[pos:pos + n]
-                pos += len(chunk)
-                return chunk
-            return read
+            return io.BytesIO(self._memory).read
         self._file.seek(0)
         return self._file.read
 
