@@ -16,7 +16,10 @@ file, and write rules into it before it was loaded.
 import os
 
 
-def replace(path: str, chunks, mode: int = 0o600) -> None:
+def replace(path: str, chunks, mode: int = 0o600, durable: bool = True) -> None:
+    """durable=False skips both fsyncs: for a cache that can be fetched again
+    (a shared store's local copy), whose loss in a crash costs nothing but
+    whose fsync of 8 MiB would cost every refresh."""
     # Here, not at the top: tempfile pulls in shutil, random, bz2 and lzma,
     # ~4 ms that the pipe filter (which imports the store, never writes)
     # must not pay.
@@ -30,7 +33,8 @@ def replace(path: str, chunks, mode: int = 0o600) -> None:
                 fh.write(chunk)
             fh.flush()
             os.fchmod(fh.fileno(), mode)     # the umask must not decide who reads it
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -38,6 +42,8 @@ def replace(path: str, chunks, mode: int = 0o600) -> None:
         except OSError:
             pass
         raise
+    if not durable:
+        return
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)

@@ -401,7 +401,7 @@ class RedisStore(Store):
     def _save_copy(self, model: Model, salt: bytes) -> None:
         """Write the local copy (a cache: no fsync; a torn file fails its size
         check and is simply not used)."""
-        directory = os.path.dirname(self.copy_path)
+        from ..atomicfile import replace
         # A host-wide copy (copy=) is read by every user's filter; one in a
         # state directory is that user's alone.
         mode = 0o644 if self.spec.copy else 0o600
@@ -412,8 +412,8 @@ class RedisStore(Store):
         except OSError:
             same = False
         if not same:
-            _write_quick(self._salt_path(), [salt_hex.encode() + b"\n"], directory, mode)
-        _write_quick(self.copy_path, modelfile.chunks(model, self.identity), directory, mode)
+            replace(self._salt_path(), [salt_hex.encode() + b"\n"], mode, durable=False)
+        replace(self.copy_path, modelfile.chunks(model, self.identity), mode, durable=False)
 
     def _refreshed_copy(self) -> Model:
         """The local copy brought up to Redis's generation: someone else's
@@ -539,23 +539,6 @@ class RedisStore(Store):
         info.update(users=users, user_ledger_entries=ledger,
                     user_ledger_bytes=ledger_bytes or 0, redis_used_memory=memory.get("used_memory"))
         return info
-
-
-def _write_quick(path: str, chunks, directory: str, mode: int) -> None:
-    import tempfile
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.tmp.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-            os.fchmod(fh.fileno(), mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class RedisWriter(StoreWriter):
