@@ -456,3 +456,52 @@ def test_train_into_a_shared_model_says_where_it_went(tmp_path, lab, prefix):
     assert not (home / "model.mfm").exists()
     info = open_home(home)[2].describe()
     assert info["trained_spam"] > 0 and info["trained_good"] > 0
+
+
+def test_a_reset_that_keeps_meeting_learns_gives_up_with_tempfail():
+    """Twenty learns landing during one reset (WATCH fails each time) can't
+    be arranged against a real Redis on cue, so a stand-in client says
+    "changed" every time; the reset must give up with 75 (try again), not
+    65 (bad data), having written nothing."""
+    from redis.exceptions import WatchError
+
+    from mailfilter.errors import MailfilterError
+    from mailfilter.store import redisdump
+
+    class Pipe:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def watch(self, *keys):
+            pass
+
+        def hget(self, *args):
+            return b"7"
+
+        def smembers(self, key):
+            return set()
+
+        def multi(self):
+            self.queued = []
+
+        def __getattr__(self, name):               # delete, hset, setrange: queued, never run
+            return lambda *args, **kw: self.queued.append(name)
+
+        def execute(self):
+            raise WatchError("changed")
+
+    class Store:
+        where, bits = "redis://stand-in/0", 10
+        k_meta = k_w = k_s = k_users = "k"
+        spec = type("Spec", (), {"prefix": "p:"})
+        identity = type("Identity", (), {"version": 2, "crc": 1})
+
+        def _run(self, call):
+            return call(type("Client", (), {"pipeline": lambda self, transaction: Pipe()})())
+
+    with pytest.raises(MailfilterError) as caught:
+        redisdump.reset_store(Store())
+    assert caught.value.code == 75 and "nothing was reset" in str(caught.value)

@@ -34,8 +34,9 @@ examples:
   mailfilter shared reset                            (then on every host: mailfilter rebuild --user NAME)
 
 exit status: 0 done, 64 bad usage, 65 an export file that is not one,
-66 no such FILE, 69 Redis unreachable, 78 no `store =` in mailfilter.conf
-or a bad one.
+66 no such FILE, 69 Redis unreachable, 75 a reset that learns kept
+interrupting (nothing reset: run it again), 78 no `store =` in
+mailfilter.conf or a bad one.
 """
 
 

@@ -16,7 +16,9 @@ shared table; see README "Several mail hosts".
 import json
 import os
 
+from .. import exitcodes
 from ..atomicfile import replace
+from ..errors import MailfilterError
 from .modelfile import ModelError
 
 FORMAT = "mailfilter-shared-model 1"
@@ -125,7 +127,10 @@ def reset_store(store) -> dict:
                     return generation, len(users)
                 except WatchError:
                     continue
-        raise ModelError(f"{store.where}: the shared model kept changing during the reset; try again")
+        # Learns kept landing: nothing is wrong with the data, so not 65;
+        # the admin runs it again (EX_TEMPFAIL).
+        raise MailfilterError(f"{store.where}: the shared model kept changing during the reset; "
+                              f"nothing was reset, try again", exitcodes.TEMPFAIL)
 
     generation, users = store._run(wipe)
     return {"generation": generation, "bits": store.bits, "fversion": store.identity.version,
