@@ -162,6 +162,18 @@ def test_three_hosts_in_their_own_namespaces_share_one_redis_over_tcp(tmp_path):
                 assert time.monotonic() < deadline, (before, after)
                 time.sleep(0.1)
 
+            # C's copy of the global table, what it falls back on, catches
+            # up with the next messages it classifies (one refresh at most
+            # every `refresh` seconds, 0.5 by default): until then C's SPAM
+            # came from its own ids, read from Redis per message. A's copy
+            # was written by A's learn.
+            from mailfilter.store.modelfile import read_generation
+            wanted = read_generation(str(tmp_path / "host-0" / "shared-copy.mfm"))
+            deadline = time.monotonic() + 10
+            while read_generation(str(tmp_path / "host-2" / "shared-copy.mfm")) != wanted:
+                assert time.monotonic() < deadline, c.log()[-2000:]
+                status(c, message)
+                time.sleep(0.2)
             # C's link goes down: C still classifies, from its local copy,
             # and a learn through C is queued, not lost ...
             sh("ip", "link", "set", "eth0", "down", ns=hosts.names[2])
